@@ -1,0 +1,54 @@
+# Two commands do all the set-up on a fresh machine: `make dev` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+TOOLS := .venv-tools
+PY := $(VENV)/bin/python
+PORT ?= 8000
+export AWS_DEFAULT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: dev test lint template-lint sam-build unit bench clean
+
+$(VENV)/.installed: requirements-dev.txt layers/common/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+$(TOOLS)/.installed: requirements-tools.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install -q --upgrade pip
+	$(TOOLS)/bin/python -m pip install -q -r requirements-tools.txt
+	touch $@
+
+## dev: install, then serve every route group on http://localhost:$(PORT)/ap/v1/agent over an embedded moto
+dev: $(VENV)/.installed
+	$(PY) -m devserver --port $(PORT)
+
+## test: every check CI runs: ruff, the template checks, sam build, pytest
+test: lint template-lint sam-build unit
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+template-lint: $(TOOLS)/.installed
+	$(TOOLS)/bin/cfn-lint template.yaml
+	$(TOOLS)/bin/python scripts/lint_transformed.py template.yaml
+	$(TOOLS)/bin/sam validate --lint --region $(AWS_DEFAULT_REGION)
+
+sam-build: $(TOOLS)/.installed
+	rm -rf .aws-sam/ci-build
+	$(TOOLS)/bin/sam build --build-dir .aws-sam/ci-build --cache-dir .aws-sam/ci-cache >/dev/null
+	@echo "sam build: ok"
+
+unit: $(VENV)/.installed
+	$(VENV)/bin/pytest -q
+
+## bench: print the benchmarks' figures (not a test)
+bench: $(VENV)/.installed
+	$(PY) -m benchmarks.cold_start
+	$(PY) -m benchmarks.ddb_calls
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .ruff_cache

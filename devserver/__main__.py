@@ -1,0 +1,54 @@
+"""`python -m devserver`: moto, the template's resources, and the API on http://localhost:8000/ap/v1/agent."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+from .template import ROOT, Template
+
+
+def build(rate_limit_per_minute: int | None = None):
+    """Everything but the listening socket: moto up, resources created, functions loaded."""
+    from .resources import create_resources, start_moto
+
+    sys.path.insert(0, str(ROOT / "layers" / "common"))
+    template = Template()
+    moto_url = start_moto(int(os.environ["MOTO_SERVER_PORT"]) if os.environ.get("MOTO_SERVER_PORT") else None)
+    for key, value in template.environment().items():
+        os.environ.setdefault(key, value)  # the caller's environment wins (OPENAI_API_KEY, limits, ...)
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    create_resources(template)
+    from .gateway import Gateway
+
+    if rate_limit_per_minute is None:
+        raw = os.environ.get("RATE_LIMIT_PER_MINUTE", "")
+        rate_limit_per_minute = int(raw) if raw.strip() else int(template.parameter_default("RateLimitPerMinute") or 0)
+    return Gateway(template, rate_limit_per_minute=rate_limit_per_minute), moto_url
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m devserver", description=__doc__)
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    args = parser.parse_args()
+    started = time.monotonic()
+    gateway, moto_url = build()
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    limit = gateway.limiter.per_minute
+    print(
+        f"moto (AWS APIs) on {moto_url}; table, bucket and functions from template.yaml "
+        f"({len(gateway.routes)} routes, ready in {time.monotonic() - started:.1f}s)"
+    )
+    print(f"rate limit: {limit or 'off'} requests/minute per client (RATE_LIMIT_PER_MINUTE)")
+    print(f"Agent Protocol API: http://localhost:{args.port}/ap/v1/agent", flush=True)
+    uvicorn.run(gateway, host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""An emulated API Gateway (REST): routes each request by the template's API events to the function's Lambda
+handler, with a proxy event like the real one, and answers what the gateway itself answers (unknown routes,
+throttling, payload limits) with the template's GatewayResponses."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import importlib.util
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from . import apigw
+from .template import Route, Template
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def load_handler(route: Route) -> Handler:
+    """Imports `Handler` from `CodeUri` as Lambda would, each function under a module name of its own."""
+    module_name, attr = route.handler.rsplit(".", 1)
+    name = f"_function_{route.function}_{module_name}"
+    module = sys.modules.get(name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(name, route.code_uri / f"{module_name.replace('.', '/')}.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return getattr(module, attr)  # type: ignore[no-any-return]
+
+
+class RateLimiter:
+    """A sliding one-minute window per client address: the template's per-client limit."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._hits: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
+        self._lock = threading.Lock()
+
+    def allow(self, client: str) -> bool:
+        if self.per_minute <= 0:
+            return True
+        now = time.monotonic()
+        with self._lock:
+            hits = self._hits[client]
+            while hits and hits[0] <= now - 60:
+                hits.popleft()
+            if len(hits) >= self.per_minute:
+                return False
+            hits.append(now)
+            return True
+
+
+def _new_loop() -> None:
+    # Mangum runs each invocation on the thread's current event loop; worker threads have none by default.
+    asyncio.set_event_loop(asyncio.new_event_loop())
+
+
+class Gateway:
+    def __init__(self, template: Template, *, rate_limit_per_minute: int, stage: str = "dev") -> None:
+        self.template = template
+        self.routes = template.routes()
+        self.handlers = {route.function: load_handler(route) for route in self.routes}
+        self.binary_types = template.binary_media_types()
+        self.limiter = RateLimiter(rate_limit_per_minute)
+        self.stage = stage
+        # Each request runs in a worker like a Lambda instance of its own, so a slow step never blocks other calls.
+        self.pool = ThreadPoolExecutor(max_workers=32, initializer=_new_loop, thread_name_prefix="lambda")
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        for route in self.routes:
+            found = route.pattern.match(path)
+            if found and route.method in (method, "ANY"):
+                return route, found.groupdict()
+        return None
+
+    def gateway_response(self, kind: str, request: Request, request_id: str) -> Response:
+        status, body, headers = self.template.gateway_response(kind)
+        for var, value in (
+            ("$context.path", request.url.path),
+            ("$context.httpMethod", request.method),
+            ("$context.requestId", request_id),
+        ):
+            body = body.replace(var, json.dumps(value)[1:-1])
+        return Response(body, status_code=status, headers=headers, media_type="application/json")
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":  # nothing to start or stop: acknowledge both
+            while True:
+                message = await receive()
+                await send({"type": message["type"] + ".complete"})
+                if message["type"] == "lifespan.shutdown":
+                    return
+        request = Request(scope, receive)
+        response = await self.handle(request)
+        await response(scope, receive, send)
+
+    async def handle(self, request: Request) -> Response:
+        context = apigw.LambdaContext()
+        client = request.client.host if request.client else "unknown"
+        if not self.limiter.allow(client):
+            return self.gateway_response("THROTTLED", request, context.aws_request_id)
+        matched = self.match(request.method, request.url.path)
+        if matched is None:
+            return self.gateway_response("MISSING_AUTHENTICATION_TOKEN", request, context.aws_request_id)
+        route, params = matched
+        body = await request.body()
+        if len(body) > apigw.API_BODY_LIMIT:
+            return self.gateway_response("REQUEST_TOO_LARGE", request, context.aws_request_id)
+        event = apigw.rest_event(
+            method=request.method,
+            path=request.url.path,
+            resource=route.path,
+            path_parameters=params,
+            query=request.url.query,
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]],
+            body=body,
+            binary_types=self.binary_types,
+            stage=self.stage,
+            source_ip=client,
+        )
+        if apigw.event_size(event) > apigw.LAMBDA_PAYLOAD_LIMIT:
+            # Lambda would refuse this invocation; in AWS the WAF body-size rule answers it first, with this response.
+            return self.gateway_response("REQUEST_TOO_LARGE", request, context.aws_request_id)
+        handler = self.handlers[route.function]
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.run_in_executor(self.pool, handler, event, context)
+        except Exception:  # a crashed invocation: API Gateway answers 502 with its DEFAULT_5XX body
+            response = self.gateway_response("DEFAULT_5XX", request, context.aws_request_id)
+            response.status_code = 502
+            return response
+        proxied = apigw.parse_response(result)
+        out = Response(proxied.body, status_code=proxied.status)
+        out.raw_headers = [
+            (k.lower().encode("latin-1"), v.encode("latin-1"))
+            for k, v in proxied.headers
+            if k.lower() != "content-length"
+        ]
+        out.headers["content-length"] = str(len(proxied.body))
+        return out

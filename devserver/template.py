@@ -1,0 +1,145 @@
+"""Reads template.yaml, the single source of truth for routes, resources, environment and gateway responses."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short-form tags (!Ref, !Sub, !GetAtt, ...) turned into their long forms."""
+
+
+def _tag(loader: _CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _tag)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One API event of one function, as API Gateway would route it."""
+
+    function: str
+    method: str  # upper case, or ANY
+    path: str  # /ap/v1/agent/tasks/{task_id}
+    code_uri: Path
+    handler: str  # module.attribute, relative to code_uri
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str]:
+        regex = re.sub(r"\{(\w+)\+\}", r"(?P<\1>.+)", self.path)
+        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", regex)
+        return re.compile(f"^{regex}$")
+
+    @property
+    def specificity(self) -> tuple[int, int]:
+        """API Gateway prefers literal segments over variables, and plain variables over greedy ones."""
+        segments = self.path.strip("/").split("/")
+        literal = sum(1 for s in segments if not s.startswith("{"))
+        return (literal, -sum(1 for s in segments if s.endswith("+}")))
+
+
+class Template:
+    def __init__(self, path: Path = ROOT / "template.yaml") -> None:
+        self.path = path
+        self.doc: dict[str, Any] = yaml.load(path.read_text(), Loader=_CfnLoader)
+        self.resources: dict[str, dict[str, Any]] = self.doc.get("Resources", {})
+
+    def of_type(self, kind: str) -> dict[str, dict[str, Any]]:
+        return {name: res.get("Properties") or {} for name, res in self.resources.items() if res.get("Type") == kind}
+
+    def physical_name(self, logical_id: str) -> str:
+        """The local name of a resource: its logical id (lower case for buckets, as S3 requires)."""
+        kind = self.resources[logical_id]["Type"]
+        return logical_id.lower() if kind == "AWS::S3::Bucket" else logical_id
+
+    def parameter_default(self, name: str) -> Any:
+        return (self.doc.get("Parameters", {}).get(name) or {}).get("Default")
+
+    def resolve(self, value: Any) -> Any:
+        """Enough of CloudFormation's intrinsics for environment variables: Ref, GetAtt (names only) and Sub."""
+        if not isinstance(value, dict):
+            return value
+        if "Ref" in value:
+            ref = value["Ref"]
+            if ref in self.resources:
+                return self.physical_name(ref)
+            default = self.parameter_default(ref)
+            return None if default is None else str(default)
+        if "Fn::GetAtt" in value:
+            name, attr = value["Fn::GetAtt"]
+            return f"arn:aws:local:::{self.physical_name(name)}" if attr == "Arn" else self.physical_name(name)
+        if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+
+            def sub(m: re.Match[str]) -> str:
+                key = m.group(1)
+                if "." in key:
+                    return str(self.resolve({"Fn::GetAtt": key.split(".", 1)}))
+                return str(self.resolve({"Ref": key}) or "")
+
+            return re.sub(r"\$\{([^}!]+)\}", sub, value["Fn::Sub"])
+        return None
+
+    def environment(self) -> dict[str, str]:
+        """Every function's variables merged (one process serves them all), resolved to local names."""
+        merged: dict[str, Any] = dict(
+            (((self.doc.get("Globals") or {}).get("Function") or {}).get("Environment") or {}).get("Variables") or {}
+        )
+        for props in self.of_type("AWS::Serverless::Function").values():
+            merged.update(((props.get("Environment") or {}).get("Variables")) or {})
+        resolved = {key: self.resolve(value) for key, value in merged.items()}
+        return {key: str(value) for key, value in resolved.items() if value is not None}
+
+    def routes(self) -> list[Route]:
+        out = []
+        for name, props in self.of_type("AWS::Serverless::Function").items():
+            for event in (props.get("Events") or {}).values():
+                if event.get("Type") != "Api":
+                    continue
+                ep = event["Properties"]
+                out.append(
+                    Route(
+                        function=name,
+                        method=ep["Method"].upper(),
+                        path=ep["Path"],
+                        code_uri=ROOT / props["CodeUri"],
+                        handler=props["Handler"],
+                    )
+                )
+        return sorted(out, key=lambda r: r.specificity, reverse=True)
+
+    def api(self) -> dict[str, Any]:
+        apis = self.of_type("AWS::Serverless::Api")
+        return next(iter(apis.values())) if apis else {}
+
+    def binary_media_types(self) -> list[str]:
+        return [t.replace("~1", "/") for t in self.api().get("BinaryMediaTypes", [])]
+
+    def gateway_response(self, kind: str) -> tuple[int, str, dict[str, str]]:
+        """(status, body template, headers) of one of the API's GatewayResponses."""
+        response = (self.api().get("GatewayResponses") or {}).get(kind) or {}
+        status = int(response.get("StatusCode", 500 if kind.endswith("5XX") else 400))
+        body = (response.get("ResponseTemplates") or {}).get("application/json", f'{{"message": "{kind}"}}')
+        headers = {
+            k: v.strip("'") for k, v in ((response.get("ResponseParameters") or {}).get("Headers") or {}).items()
+        }
+        return status, body, headers

@@ -1,0 +1,43 @@
+"""Task routes: create, list, get, delete."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from agent_core import API_PREFIX, tasks
+from agent_core.api import TaskPage, create_app, lambda_handler
+from agent_core.models import Deleted, Task, TaskId, TaskList, TaskRequestBody, TaskStatus
+
+router = APIRouter(prefix=API_PREFIX)
+
+
+@router.post("/tasks")
+def create_task(body: TaskRequestBody) -> Task:
+    return tasks.create_task(input=body.input, additional_input=body.additional_input)
+
+
+@router.get("/tasks")
+def list_tasks(
+    page: TaskPage,
+    status: Annotated[TaskStatus | None, Query(description="Only tasks in this status")] = None,
+    created_after: Annotated[datetime | None, Query(description="Only tasks created after this ISO 8601 time")] = None,
+) -> TaskList:
+    return tasks.list_tasks(page=page, status=status, created_after=created_after)
+
+
+@router.get("/tasks/{task_id}")
+def get_task(task_id: TaskId) -> Task:
+    return tasks.get_task(str(task_id))
+
+
+@router.delete("/tasks/{task_id}")
+def delete_task(task_id: TaskId) -> Deleted:
+    tasks.delete_task(str(task_id))
+    return Deleted(message="Task deleted")
+
+
+app = create_app(router, title="tasks")
+handler = lambda_handler(app)

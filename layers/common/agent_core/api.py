@@ -1,0 +1,166 @@
+"""Everything the functions share on the HTTP side: the app factory with the spec's error envelope, request limits,
+query dependencies, and the Lambda entry point."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from . import VERSION
+from .config import get_settings
+from .errors import AgentError, InternalError, InvalidRequest, MethodNotAllowed, PayloadTooLarge, RouteNotFound
+from .paging import PageRequest
+
+logger = Logger()
+
+
+def language(accept_language: str | None) -> str:
+    """`zh` when Chinese is the caller's first choice among the two languages we speak, else `en`."""
+    best, best_q = "en", -1.0
+    for part in (accept_language or "").split(","):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                continue
+        tag = tag.strip().lower()
+        lang = "zh" if tag.startswith("zh") else "en" if tag.startswith("en") or tag == "*" else None
+        if lang and q > best_q:
+            best, best_q = lang, q
+    return best
+
+
+def request_id(scope: Scope) -> str:
+    context = scope.get("aws.context")
+    return getattr(context, "aws_request_id", None) or str(uuid.uuid4())
+
+
+def error_response(error: AgentError, lang: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error.body(lang), status_code=error.status, headers=headers)
+
+
+def _lang(request: Request) -> str:
+    return language(request.headers.get("accept-language"))
+
+
+async def _agent_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AgentError)
+    return error_response(exc, _lang(request))
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [_field_error(e) for e in exc.errors()]
+    first = errors[0] if errors else {"field": "body", "in": "body", "reason": "invalid"}
+    return error_response(InvalidRequest(first["reason"], **{**first, "errors": errors}), _lang(request))
+
+
+def _field_error(error: dict[str, Any]) -> dict[str, Any]:
+    """pydantic's error as the caller needs it: which field, where (body, query, path, header), and why."""
+    where, *rest = error["loc"] or ("body",)
+    if error["type"] == "json_invalid":
+        return {"field": "body", "in": "body", "reason": "the body is not valid JSON"}
+    field = ".".join(str(p) for p in rest) or where
+    return {"field": field, "in": where, "reason": error["msg"]}
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    details = {"method": request.method, "path": request.url.path}
+    if exc.status_code == 405:
+        return error_response(MethodNotAllowed(**details), _lang(request))
+    if exc.status_code == 404:
+        return error_response(RouteNotFound(**details), _lang(request))
+    return error_response(InvalidRequest(str(exc.detail), **details), _lang(request))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    rid = request_id(request.scope)
+    logger.exception("unhandled error", extra={"request_id": rid, "path": request.url.path})
+    return error_response(InternalError(request_id=rid), _lang(request))
+
+
+class BodyLimit:
+    """Refuses a body larger than the endpoint accepts before anything reads it (413 in the spec's envelope)."""
+
+    def __init__(self, app: ASGIApp, limits: Callable[[str], int]) -> None:
+        self.app, self.limits = app, limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode().lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            limit = self.limits(headers.get("content-type", ""))
+            length = headers.get("content-length", "")
+            if length.isdigit() and int(length) > limit:
+                error = PayloadTooLarge(
+                    f"the body is {length} bytes; this endpoint accepts at most {limit}",
+                    limit_bytes=limit,
+                    size_bytes=int(length),
+                )
+                await error_response(error, language(headers.get("accept-language")))(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def json_body_limit(content_type: str) -> int:
+    return get_settings().max_json_body_bytes
+
+
+def create_app(*routers: APIRouter, title: str, body_limit: Callable[[str], int] = json_body_limit) -> FastAPI:
+    # Each function serves only its own routes, so a per-function OpenAPI document would mislead: none is served.
+    app = FastAPI(title=title, version=VERSION, openapi_url=None, docs_url=None, redoc_url=None)
+    for router in routers:
+        app.include_router(router)
+    app.add_exception_handler(AgentError, _agent_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(BodyLimit, limits=body_limit)
+    return app
+
+
+def lambda_handler(app: FastAPI) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """The function's entry: Mangum adapts API Gateway's event; Powertools adds the request's context to logs."""
+    from aws_lambda_powertools.logging import correlation_paths
+    from mangum import Mangum
+
+    adapter = Mangum(app, lifespan="off")
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return adapter(event, context)
+
+    return handler
+
+
+# -- query parameters shared by list endpoints -------------------------------------------------------------------
+
+
+def page_query(default_size: int) -> Callable[..., PageRequest]:
+    """`page`/`size` as the spec names them, `current_page`/`page_size` as the Agent Protocol does."""
+
+    def dependency(
+        page: Annotated[int | None, Query(ge=1, description="Page number, from 1")] = None,
+        size: Annotated[int | None, Query(ge=1, le=100, description="Items per page, at most 100")] = None,
+        current_page: Annotated[int | None, Query(ge=1, description="Agent Protocol alias of page")] = None,
+        page_size: Annotated[int | None, Query(ge=1, le=100, description="Agent Protocol alias of size")] = None,
+    ) -> PageRequest:
+        for name, a, b in (("page", page, current_page), ("size", size, page_size)):
+            if a is not None and b is not None and a != b:
+                raise InvalidRequest(f"{name} and its alias disagree", field=name)
+        return PageRequest(page=page or current_page or 1, size=size or page_size or default_size)
+
+    return dependency
+
+
+TaskPage = Annotated[PageRequest, Depends(page_query(default_size=10))]

@@ -1,0 +1,23 @@
+"""boto3 clients, created on first use and cached: a client made at import time would escape moto in tests and
+would add to every cold start, used or not."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=3, read_timeout=10)
+
+
+@cache
+def client(service: str) -> Any:
+    # AWS_ENDPOINT_URL (honoured by boto3 itself) points every client at the dev server's moto.
+    return boto3.client(service, config=_CONFIG)
+
+
+def reset() -> None:
+    """Forget cached clients and the adapters built on them (tests start a fresh moto per test)."""
+    client.cache_clear()

@@ -1,0 +1,96 @@
+"""The spec's objects at the API edge (request bodies, responses, query parameters). Field names are the spec's."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .config import get_settings
+
+TaskStatus = Literal["created", "running", "completed", "failed"]
+TASK_STATUSES: tuple[str, ...] = ("created", "running", "completed", "failed")
+
+TaskId = Annotated[UUID, Field(description="A task's id (UUID)")]
+Timestamp = Annotated[str, Field(description="ISO 8601 UTC, e.g. 2024-01-15T10:30:00.000Z")]
+
+
+class _Request(BaseModel):
+    # Typos such as `inputs` are errors, not silently dropped fields.
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskRequestBody(_Request):
+    input: str = Field(min_length=1, description="What the agent should do")
+    additional_input: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("input")
+    @classmethod
+    def _input_fits(cls, value: str) -> str:
+        limit = get_settings().max_input_chars
+        if len(value) > limit:
+            raise ValueError(f"input is {len(value)} characters; the limit is {limit}")
+        return value
+
+    @field_validator("additional_input", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+
+class Artifact(BaseModel):
+    artifact_id: str
+    file_name: str
+    relative_path: str
+    file_size: int | None = None
+    agent_created: bool = False
+    created_at: Timestamp
+
+
+class Task(BaseModel):
+    task_id: str
+    input: str
+    additional_input: dict[str, Any]
+    status: TaskStatus
+    created_at: Timestamp
+    modified_at: Timestamp
+    artifacts: list[Artifact] = Field(default_factory=list)
+
+
+class Pagination(BaseModel):
+    """The spec's keys, and the Agent Protocol's keys for the same numbers."""
+
+    page: int
+    size: int
+    total: int
+    pages: int
+    current_page: int
+    page_size: int
+    total_items: int
+    total_pages: int
+
+    @classmethod
+    def of(cls, *, page: int, size: int, total: int) -> Pagination:
+        pages = math.ceil(total / size) if size else 0
+        return cls(
+            page=page,
+            size=size,
+            total=total,
+            pages=pages,
+            current_page=page,
+            page_size=size,
+            total_items=total,
+            total_pages=pages,
+        )
+
+
+class TaskList(BaseModel):
+    tasks: list[Task]
+    pagination: Pagination
+
+
+class Deleted(BaseModel):
+    success: Literal[True] = True
+    message: str

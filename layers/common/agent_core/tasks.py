@@ -1,0 +1,90 @@
+"""Task rules: create, read, list with the spec's filters and pagination, delete with everything under the task."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from .config import get_settings
+from .errors import Conflict, InvalidRequest, TaskAlreadyRunning, TaskNotFound
+from .models import Artifact, Pagination, Task, TaskList
+from .paging import PageRequest
+from .storage.records import TaskRecord
+from .storage.table import get_table
+from .timeutil import now_iso, to_iso
+
+
+def _public(record: TaskRecord) -> Task:
+    return Task(
+        task_id=record.task_id,
+        input=record.input,
+        additional_input=record.additional_input,
+        status=record.status,
+        created_at=record.created_at,
+        modified_at=record.modified_at,
+        artifacts=[Artifact(**a) for a in record.artifacts],
+    )
+
+
+def create_task(*, input: str, additional_input: dict[str, Any]) -> Task:
+    size = len(json.dumps(additional_input, ensure_ascii=False).encode())
+    limit = get_settings().max_additional_input_bytes
+    if size > limit:
+        raise InvalidRequest(
+            f"additional_input is {size} bytes of JSON; the limit is {limit}", field="additional_input"
+        )
+    now = now_iso()
+    record = TaskRecord(
+        task_id=str(uuid.uuid4()),
+        input=input,
+        additional_input=additional_input,
+        status="created",
+        created_at=now,
+        modified_at=now,
+    )
+    get_table().create_task(record)
+    return _public(record)
+
+
+def load_task(task_id: str) -> TaskRecord:
+    record = get_table().get_task(task_id)
+    if record is None:
+        raise TaskNotFound(task_id=task_id)
+    return record
+
+
+def get_task(task_id: str) -> Task:
+    return _public(load_task(task_id))
+
+
+def list_tasks(*, page: PageRequest, status: str | None = None, created_after: datetime | None = None) -> TaskList:
+    table = get_table()
+    after = to_iso(created_after) if created_after else None
+    if after:
+        total = table.count_tasks(status=status, created_after=after)
+    else:
+        counters = table.counters()
+        total = counters.get(f"tasks_{status}" if status else "tasks_total", 0)
+    records = table.first_tasks(limit=page.end, status=status, created_after=after) if page.start < total else []
+    return TaskList(
+        tasks=[_public(r) for r in records[page.start : page.end]],
+        pagination=Pagination.of(page=page.page, size=page.size, total=total),
+    )
+
+
+def delete_task(task_id: str) -> None:
+    """Removes what lives under the task first, the task item last: a failure part-way leaves a task that a retry
+    of the same DELETE finishes, never children whose task is gone."""
+    table = get_table()
+    for _ in range(3):
+        record = load_task(task_id)
+        table.delete_task_children(task_id)
+        try:
+            table.delete_task(task_id, status=record.status)
+            return
+        except Conflict:
+            continue  # its status changed (or it was deleted) meanwhile: look again
+    load_task(task_id)
+    raise TaskAlreadyRunning("the task kept changing while being deleted", task_id=task_id)
