@@ -1,0 +1,145 @@
+"""Fixtures shared by every test.
+
+- `aws`: a fresh moto for one test, with the template's table and bucket created from template.yaml.
+- `api`: calls the real Lambda handlers with API-Gateway-shaped events (routed by the template, like the gateway).
+- `live_server`: the dev server started once per session as a user starts it, for tests that speak HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from moto import mock_aws
+
+from agent_core import aws
+from agent_core.config import get_settings
+from agent_core.storage import table as table_module
+from devserver import apigw
+from devserver.gateway import load_handler
+from devserver.resources import LOCAL_CREDENTIALS, create_resources, free_port
+from devserver.template import Template
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = Template()
+API = "/ap/v1/agent"
+
+
+@pytest.fixture(autouse=True)
+def _environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test sees the template's environment with local names, and no real AWS endpoint or credentials."""
+    for key, value in {**TEMPLATE.environment(), **LOCAL_CREDENTIALS, "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
+    _reset_caches()
+    yield
+    _reset_caches()
+
+
+def _reset_caches() -> None:
+    aws.reset()
+    get_settings.cache_clear()
+    table_module.get_table.cache_clear()
+
+
+@pytest.fixture
+def aws_mock() -> Iterator[None]:
+    with mock_aws():
+        create_resources(TEMPLATE)
+        yield
+
+
+class Api:
+    """Invokes the function that owns a route, the way API Gateway would, and returns its proxy response."""
+
+    def __init__(self) -> None:
+        self.routes = TEMPLATE.routes()
+        self.binary_types = TEMPLATE.binary_media_types()
+        self.last_event: dict[str, Any] | None = None
+
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        body: bytes | None = None,
+        query: dict[str, Any] | str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> apigw.ProxyResponse:
+        full = API + path
+        route, params = next(
+            (r, m.groupdict()) for r in self.routes if (m := r.pattern.match(full)) and r.method in (method, "ANY")
+        )
+        headers = dict(headers or {})
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            headers.setdefault("content-type", "application/json")
+        if body is not None:
+            headers.setdefault("content-length", str(len(body)))
+        event = apigw.rest_event(
+            method=method,
+            path=full,
+            resource=route.path,
+            path_parameters=params,
+            query=query if isinstance(query, str) else urlencode(query or {}, doseq=True),
+            headers=headers,
+            body=body or b"",
+            binary_types=self.binary_types,
+        )
+        self.last_event = event
+        return apigw.parse_response(load_handler(route)(event, apigw.LambdaContext()))
+
+
+@pytest.fixture
+def api(aws_mock: None) -> Api:
+    return Api()
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Iterator[str]:
+    """`python -m devserver` on a free port; yields the API's base URL."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OPENAI_"))}
+    env.update(RATE_LIMIT_PER_MINUTE="0", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devserver", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}{API}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"dev server exited: {proc.stdout.read().decode() if proc.stdout else ''}")
+        try:
+            if httpx.get(f"{base}/tasks", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        raise RuntimeError("dev server did not start in 60 s")
+    yield base
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def http(live_server: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live_server, timeout=30) as client:
+        yield client
