@@ -1,0 +1,1 @@
+"""Tools the model may call, one module each; `base` holds the contract they share."""
