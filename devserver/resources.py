@@ -51,8 +51,9 @@ def create_table(name: str, props: dict[str, Any]) -> str:
         "KeySchema": props["KeySchema"],
         "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
     }
-    if props.get("GlobalSecondaryIndexes"):
-        request["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+    for indexes in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+        if props.get(indexes):
+            request[indexes] = props[indexes]
     ddb.create_table(**request)
     ttl = props.get("TimeToLiveSpecification")
     if ttl:

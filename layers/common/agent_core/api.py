@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import VERSION
 from .config import get_settings
@@ -24,18 +24,19 @@ logger = Logger()
 
 def language(accept_language: str | None) -> str:
     """`zh` when Chinese is the caller's first choice among the two languages we speak, else `en`."""
-    best, best_q = "en", -1.0
+    best, best_q = "en", 0.0
     for part in (accept_language or "").split(","):
-        tag, _, params = part.strip().partition(";")
+        tag, *params = (p.strip() for p in part.split(";"))
         q = 1.0
-        if params.strip().startswith("q="):
-            try:
-                q = float(params.strip()[2:])
-            except ValueError:
-                continue
-        tag = tag.strip().lower()
-        lang = "zh" if tag.startswith("zh") else "en" if tag.startswith("en") or tag == "*" else None
-        if lang and q > best_q:
+        for param in params:  # q may follow other parameters; a malformed q counts as 0
+            if param.lower().startswith("q="):
+                try:
+                    q = float(param[2:])
+                except ValueError:
+                    q = 0.0
+        primary = tag.lower().split("-")[0]
+        lang = "zh" if primary == "zh" else "en" if primary in ("en", "*") else None
+        if lang and q > best_q:  # q=0 means "not acceptable" (RFC 9110 §12.4.2)
             best, best_q = lang, q
     return best
 
@@ -62,7 +63,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [_field_error(e) for e in exc.errors()]
     first = errors[0] if errors else {"field": "body", "in": "body", "reason": "invalid"}
-    return error_response(InvalidRequest(first["reason"], **{**first, "errors": errors}), _lang(request))
+    where = {k: v for k, v in first.items() if k != "reason"}  # `reason` is the message argument, not a detail
+    return error_response(InvalidRequest(first["reason"], **where, errors=errors), _lang(request))
 
 
 def _field_error(error: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +103,11 @@ class BodyLimit:
             headers = {k.decode().lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
             limit = self.limits(headers.get("content-type", ""))
             length = headers.get("content-length", "")
-            if length.isdigit() and int(length) > limit:
+            if not length.isdigit():
+                # API Gateway's proxy event often has no Content-Length: measure the body (Lambda hands it over whole).
+                receive, size = await _buffered(receive)
+                length = str(size)
+            if int(length) > limit:
                 error = PayloadTooLarge(
                     f"the body is {length} bytes; this endpoint accepts at most {limit}",
                     limit_bytes=limit,
@@ -110,6 +116,25 @@ class BodyLimit:
                 await error_response(error, language(headers.get("accept-language")))(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+async def _buffered(receive: Receive) -> tuple[Receive, int]:
+    """Reads the whole body; returns a `receive` that replays it, and its size."""
+    chunks, more = [], True
+    while more:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    body, replayed = b"".join(chunks), False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay, len(body)
 
 
 def json_body_limit(content_type: str) -> int:

@@ -94,3 +94,47 @@ class TaskList(BaseModel):
 class Deleted(BaseModel):
     success: Literal[True] = True
     message: str
+
+
+StepStatus = Literal["created", "running", "completed"]
+StepId = Annotated[UUID, Field(description="A step's id (UUID)")]
+
+
+class StepRequestBody(_Request):
+    """Both fields optional: an empty body means "continue"."""
+
+    input: str | None = Field(default=None, description="What the user adds for this step")
+    additional_input: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("input")
+    @classmethod
+    def _input_fits(cls, value: str | None) -> str | None:
+        limit = get_settings().max_input_chars
+        if value is not None and len(value) > limit:
+            raise ValueError(f"input is {len(value)} characters; the limit is {limit}")
+        return value
+
+    @field_validator("additional_input", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+
+class Step(BaseModel):
+    step_id: str
+    task_id: str
+    name: str
+    status: StepStatus
+    input: str | None
+    additional_input: dict[str, Any]
+    output: str | None
+    additional_output: dict[str, Any]
+    artifacts: list[Artifact]
+    is_last: bool
+    created_at: Timestamp
+    modified_at: Timestamp
+
+
+class StepList(BaseModel):
+    steps: list[Step]
+    pagination: Pagination

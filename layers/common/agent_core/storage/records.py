@@ -15,3 +15,34 @@ class TaskRecord:
     created_at: str
     modified_at: str
     artifacts: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class StepRecord:
+    task_id: str
+    step_id: str
+    seq: int
+    name: str
+    status: str
+    input: str | None
+    additional_input: dict[str, Any]
+    created_at: str
+    modified_at: str
+    output: str | None = None
+    is_last: bool = False
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+    additional_output: dict[str, Any] = field(default_factory=dict)
+    # The turn as the model API saw it (assistant message, tool results), to rebuild the conversation.
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """A task with what only step execution needs: its step count, lease and spend."""
+
+    task: TaskRecord
+    step_count: int
+    lease_id: str | None
+    lease_until: int
+    tokens_total: int
+    cost_usd: float

@@ -9,6 +9,7 @@ Layout:
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
@@ -19,11 +20,12 @@ from botocore.exceptions import ClientError
 from .. import aws
 from ..config import get_settings
 from ..errors import Conflict
-from .records import TaskRecord
+from .records import StepRecord, TaskRecord, TaskState
 
 _ser, _de = TypeSerializer(), TypeDeserializer()
 COUNTERS_KEY = {"PK": {"S": "AGENT"}, "SK": {"S": "COUNTERS"}}
-BY_CREATED, BY_STATUS = "ByCreated", "ByStatus"
+BY_CREATED, BY_STATUS, BY_REF = "ByCreated", "ByStatus", "ByRef"
+_JSON_FIELDS = ("additional_input", "artifacts", "additional_output", "messages")
 
 
 def task_key(task_id: str) -> dict[str, Any]:
@@ -52,6 +54,45 @@ def _task_from_item(item: dict[str, Any]) -> TaskRecord:
         status=plain["status"],
         created_at=plain["created_at"],
         modified_at=plain["modified_at"],
+    )
+
+
+def _decimal(value: float) -> Decimal:
+    return Decimal(str(value))
+
+
+def _step_sk(seq: int) -> str:
+    return f"STEP#{seq:06d}"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _step_item(step: StepRecord) -> dict[str, Any]:
+    plain = {k: v for k, v in vars(step).items() if v is not None}
+    for key in _JSON_FIELDS:  # JSON text: floats and empty keys are legal there
+        plain[key] = _json(plain.get(key) or ({} if key.startswith("additional") else []))
+    return {"PK": {"S": f"TASK#{step.task_id}"}, "SK": {"S": _step_sk(step.seq)},
+            **_to_item({**plain, "REF": f"STEP#{step.step_id}"})}
+
+
+def _step_from_item(item: dict[str, Any]) -> StepRecord:
+    plain = _from_item(item)
+    fields = {k: plain.get(k) for k in StepRecord.__dataclass_fields__}
+    for key in _JSON_FIELDS:
+        fields[key] = json.loads(plain.get(key) or ("{}" if key.startswith("additional") else "[]"))
+    fields["seq"] = int(plain["seq"])
+    fields["is_last"] = bool(plain.get("is_last"))
+    return StepRecord(**fields)
+
+
+def _state_from_item(item: dict[str, Any]) -> TaskState:
+    plain = _from_item(item)
+    return TaskState(
+        task=_task_from_item(item), step_count=int(plain.get("step_count", 0)), lease_id=plain.get("lease_id"),
+        lease_until=int(plain.get("lease_until", 0)), tokens_total=int(plain.get("tokens_total", 0)),
+        cost_usd=float(plain.get("cost_usd", 0)),
     )
 
 
@@ -173,6 +214,90 @@ class TaskTable:
             while pending:  # BatchWriteItem may hand some requests back under load
                 pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
         return len(keys)
+
+    # -- steps: PK=TASK#<id> SK=STEP#<seq, dense from 1>; REF=STEP#<step_id> for the ByRef index ------------------
+
+    def load_task_with_steps(self, task_id: str) -> tuple[TaskState | None, list[StepRecord]]:
+        """The task item and all its steps in one Query (SK from STEP# up to TASK covers exactly those)."""
+        state, steps = None, []
+        request = {
+            "TableName": self.name, "ConsistentRead": True,
+            "KeyConditionExpression": "PK = :pk AND SK BETWEEN :first AND :task",
+            "ExpressionAttributeValues": _to_item({":pk": f"TASK#{task_id}", ":first": "STEP#", ":task": "TASK"}),
+        }
+        for page in self._pages(request):
+            for item in page["Items"]:
+                if item["SK"]["S"] == "TASK":
+                    state = _state_from_item(item)
+                else:
+                    steps.append(_step_from_item(item))
+        return state, steps
+
+    def start_step(self, state: TaskState, step: StepRecord, *, lease_id: str, lease_until: int, now: int) -> None:
+        """Takes the task's lease, counts the step and stores it as running, in one transaction. Conflict when
+        another step holds an unexpired lease, or the task changed since `state` was read."""
+        old = state.task.status
+        values = {
+            ":lease": lease_id, ":until": lease_until, ":now": now, ":seq": step.seq, ":prev": state.step_count,
+            ":running": "running", ":old": old, ":gsi": "TASKS#running", ":m": step.created_at,
+        }
+        items = [
+            {"Update": {
+                "TableName": self.name, "Key": task_key(state.task.task_id),
+                "UpdateExpression": "SET lease_id = :lease, lease_until = :until, step_count = :seq, #s = :running, "
+                                    "GSI2PK = :gsi, modified_at = :m",
+                "ConditionExpression": "attribute_exists(PK) AND #s = :old "
+                                       "AND (attribute_not_exists(lease_until) OR lease_until < :now) "
+                                       "AND (attribute_not_exists(step_count) OR step_count = :prev)",
+                "ExpressionAttributeNames": {"#s": "status"},
+                "ExpressionAttributeValues": _to_item(values),
+            }},
+            {"Put": {"TableName": self.name, "Item": _step_item(step), "ConditionExpression": "attribute_not_exists(PK)"}},
+        ]
+        if old != "running":
+            items.append(self._count({f"tasks_{old}": -1, "tasks_running": 1}))
+        self._transact(items)
+
+    def finish_step(self, step: StepRecord, *, lease_id: str, old_status: str, new_status: str,
+                    tokens: int, cost_usd: float) -> None:
+        """Stores the finished step, releases the lease and adds the spend to the task and the agent, together."""
+        values = {":lease": lease_id, ":new": new_status, ":gsi": f"TASKS#{new_status}", ":m": step.modified_at,
+                  ":t": tokens, ":c": _decimal(cost_usd)}
+        deltas: dict[str, Any] = {"tokens_total": tokens, "cost_usd_total": _decimal(cost_usd)}
+        if new_status != old_status:
+            deltas.update({f"tasks_{old_status}": -1, f"tasks_{new_status}": 1})
+        self._transact([
+            {"Put": {"TableName": self.name, "Item": _step_item(step)}},
+            {"Update": {
+                "TableName": self.name, "Key": task_key(step.task_id),
+                "UpdateExpression": "SET #s = :new, GSI2PK = :gsi, modified_at = :m REMOVE lease_id, lease_until "
+                                    "ADD tokens_total :t, cost_usd :c",
+                "ConditionExpression": "lease_id = :lease",
+                "ExpressionAttributeNames": {"#s": "status"},
+                "ExpressionAttributeValues": _to_item(values),
+            }},
+            self._count(deltas),
+        ])
+
+    def get_step(self, task_id: str, step_id: str) -> StepRecord | None:
+        items = self.client.query(
+            TableName=self.name, IndexName=BY_REF, KeyConditionExpression="PK = :pk AND REF = :ref",
+            ExpressionAttributeValues=_to_item({":pk": f"TASK#{task_id}", ":ref": f"STEP#{step_id}"}),
+        )["Items"]
+        return _step_from_item(items[0]) if items else None
+
+    def steps_between(self, task_id: str, first: int, last: int) -> list[StepRecord]:
+        """Steps first..last (sequence numbers, inclusive), oldest first: one page is one Query."""
+        request = {
+            "TableName": self.name, "ConsistentRead": True,
+            "KeyConditionExpression": "PK = :pk AND SK BETWEEN :a AND :b",
+            "ExpressionAttributeValues": _to_item({":pk": f"TASK#{task_id}", ":a": _step_sk(first), ":b": _step_sk(last)}),
+        }
+        return [_step_from_item(item) for page in self._pages(request) for item in page["Items"]]
+
+    def get_task_state(self, task_id: str) -> TaskState | None:
+        item = self.client.get_item(TableName=self.name, Key=task_key(task_id), ConsistentRead=True).get("Item")
+        return _state_from_item(item) if item else None
 
     # -- counters ------------------------------------------------------------------------------------------------
 

@@ -1,0 +1,59 @@
+"""Which models a task may use, what they cost, and which of them can see images."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..config import get_settings
+from ..errors import InvalidRequest
+
+# USD per million tokens (input, output). OPENAI_PRICES_JSON overrides or extends: {"model": [in, out]}.
+PRICES_PER_MILLION: dict[str, tuple[float, float]] = {
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-4-turbo": (10.00, 30.00),
+    "gpt-4": (30.00, 60.00),
+    "gpt-3.5-turbo": (0.50, 1.50),
+}
+_VISION_PREFIXES = ("gpt-4o", "gpt-4.1", "gpt-4-turbo", "gpt-5", "o1", "o3", "o4")
+
+
+def _match(model: str, table: dict[str, Any]) -> Any:
+    """The entry for the longest name that prefixes `model` (dated snapshots price like their family)."""
+    for name in sorted(table, key=len, reverse=True):
+        if model == name or model.startswith(name + "-"):
+            return table[name]
+    return None
+
+
+def prices() -> dict[str, tuple[float, float]]:
+    override = get_settings().openai_prices_json
+    extra = {k: (float(v[0]), float(v[1])) for k, v in json.loads(override).items()} if override else {}
+    return {**PRICES_PER_MILLION, **extra}
+
+
+def cost_usd(model: str, prompt_tokens: int, completion_tokens: int) -> float:
+    price = _match(model, prices()) or (0.0, 0.0)
+    return round((prompt_tokens * price[0] + completion_tokens * price[1]) / 1_000_000, 8)
+
+
+def can_see_images(model: str) -> bool:
+    return model.startswith(_VISION_PREFIXES)
+
+
+def choose_model(additional_input: dict[str, Any] | None) -> str:
+    """The task's `additional_input.model` if it is allowed, else the configured default."""
+    settings = get_settings()
+    wanted = (additional_input or {}).get("model")
+    if wanted is None:
+        return settings.openai_model
+    if not isinstance(wanted, str) or wanted not in settings.openai_allowed_models:
+        raise InvalidRequest(
+            f"model {wanted!r} is not allowed",
+            field="additional_input.model",
+            allowed=list(settings.openai_allowed_models),
+        )
+    return wanted

@@ -1,0 +1,192 @@
+"""Step rules: one step at a time per task (a lease with an expiry), the budget, and the record of every step,
+whatever the model did."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from .agent import catalog, llm
+from .agent.files import ArtifactFiles
+from .agent.loop import StepOutcome, build_messages, image_parts, run_turn
+from .agent.registry import all_tools
+from .agent.tools.base import ToolContext
+from .config import get_settings
+from .errors import (
+    Conflict,
+    InsufficientResources,
+    OpenAIAPIError,
+    StepNotFound,
+    TaskAlreadyRunning,
+    TaskNotFound,
+)
+from .models import Artifact, Pagination, Step, StepList
+from .paging import PageRequest
+from .storage.records import StepRecord, TaskState
+from .storage.table import get_table
+from .timeutil import now_iso
+
+
+def _public(step: StepRecord) -> Step:
+    return Step(
+        step_id=step.step_id,
+        task_id=step.task_id,
+        name=step.name,
+        status=step.status,
+        input=step.input,
+        additional_input=step.additional_input,
+        output=step.output,
+        additional_output=step.additional_output,
+        artifacts=[Artifact(**a) for a in step.artifacts],
+        is_last=step.is_last,
+        created_at=step.created_at,
+        modified_at=step.modified_at,
+    )
+
+
+def _check_budget() -> None:
+    budget = get_settings().budget_usd
+    if budget is None:
+        return
+    spent = float(get_table().counters().get("cost_usd_total", 0))
+    if spent >= budget:
+        raise InsufficientResources(
+            "the OpenAI budget is spent", budget_usd=budget, spent_usd=round(spent, 6), setting="OPENAI_BUDGET_USD"
+        )
+
+
+def _storable(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages without inline images (they would not fit a DynamoDB item; the next turn gets the files again)."""
+    out = []
+    for m in messages:
+        if isinstance(m.get("content"), list):
+            texts = [p.get("text", "") for p in m["content"] if p.get("type") == "text"]
+            images = sum(1 for p in m["content"] if p.get("type") == "image_url")
+            m = {**m, "content": " ".join(texts) + f" [{images} image(s) were shown here]"}
+        out.append(m)
+    return out
+
+
+def _start(
+    task_id: str, input: str | None, additional_input: dict[str, Any]
+) -> tuple[TaskState, list[StepRecord], StepRecord, str, str]:
+    """Checks and takes the task: 404, 409 while a step runs, 400 for a model not allowed, 429 once the budget is
+    spent; then the lease and the running step in one write."""
+    table = get_table()
+    state, history = table.load_task_with_steps(task_id)
+    if state is None:
+        raise TaskNotFound(task_id=task_id)
+    now = int(time.time())
+    if state.lease_id and state.lease_until >= now:
+        raise TaskAlreadyRunning(task_id=task_id, retry_after_s=state.lease_until - now)
+    model = catalog.choose_model({**state.task.additional_input, **additional_input})
+    _check_budget()
+    created = now_iso()
+    step = StepRecord(
+        task_id=task_id,
+        step_id=str(uuid.uuid4()),
+        seq=state.step_count + 1,
+        name="step",
+        status="running",
+        input=input,
+        additional_input=additional_input,
+        created_at=created,
+        modified_at=created,
+    )
+    lease_id = str(uuid.uuid4())
+    try:
+        table.start_step(state, step, lease_id=lease_id, lease_until=now + get_settings().step_lease_s, now=now)
+    except Conflict as exc:  # another request took the task between our read and our write
+        raise TaskAlreadyRunning(task_id=task_id) from exc
+    return state, history, step, lease_id, model
+
+
+_NO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+
+
+def execute_step(task_id: str, *, input: str | None, additional_input: dict[str, Any]) -> Step:
+    state, history, step, lease_id, model = _start(task_id, input, additional_input)
+    files = ArtifactFiles(task_id, step.step_id)
+    failure: Exception | None = None
+    new_status, usage, cost = "running", _NO_USAGE, 0.0
+    try:
+        outcome = _turn(state, history, step, model, files)
+        turn = outcome.turn
+        usage, cost = turn.usage, catalog.cost_usd(turn.model, turn.prompt_tokens, turn.completion_tokens)
+        step.output, step.name, step.is_last = outcome.output, outcome.name, outcome.is_last
+        step.messages = _storable(outcome.messages)
+        step.additional_output = {
+            "model": turn.model,
+            "usage": usage,
+            "cost_usd": cost,
+            "tool_calls": outcome.tool_calls,
+        }
+        new_status = "completed" if step.is_last else "running"
+    except OpenAIAPIError as exc:  # stored with the error; the task stays usable for the next step
+        failure = exc
+        step.name, step.output = "model_error", f"The model API failed: {exc.details.get('reason', exc)}"
+        step.additional_output = {
+            "model": model,
+            "usage": usage,
+            "cost_usd": 0.0,
+            "tool_calls": [],
+            "error": {"code": exc.code, **exc.details},
+        }
+    except Exception as exc:  # stored too, and the task is failed: nothing the user sent is lost
+        failure = exc
+        new_status = "failed"
+        step.name, step.output = "internal_error", "The step failed on an internal error."
+        step.additional_output = {
+            "model": model,
+            "usage": usage,
+            "cost_usd": 0.0,
+            "tool_calls": [],
+            "error": {"code": "INTERNAL_ERROR", "type": type(exc).__name__},
+        }
+    step.status, step.modified_at = "completed", now_iso()
+    step.artifacts = list(files.written.values())
+    get_table().finish_step(
+        step,
+        lease_id=lease_id,
+        old_status="running",
+        new_status=new_status,
+        tokens=usage["total_tokens"],
+        cost_usd=cost,
+    )
+    if failure is not None:
+        raise failure
+    return _public(step)
+
+
+def _turn(
+    state: TaskState, history: list[StepRecord], step: StepRecord, model: str, files: ArtifactFiles
+) -> StepOutcome:
+    task = state.task
+    listed = files.list()
+    messages = build_messages(
+        task=task, history=history, step=step, model=model, images=image_parts(task, listed, files.read)
+    )
+    ctx = ToolContext(task_id=task.task_id, step_id=step.step_id, files=files)
+    return run_turn(chat=llm.chat_model(), model=model, messages=messages, tools=all_tools(), ctx=ctx)
+
+
+def get_step(task_id: str, step_id: str) -> Step:
+    step = get_table().get_step(task_id, step_id)
+    if step is None:
+        if get_table().get_task_state(task_id) is None:
+            raise TaskNotFound(task_id=task_id)
+        raise StepNotFound(task_id=task_id, step_id=step_id)
+    return _public(step)
+
+
+def list_steps(task_id: str, *, page: PageRequest) -> StepList:
+    state = get_table().get_task_state(task_id)
+    if state is None:
+        raise TaskNotFound(task_id=task_id)
+    total = state.step_count
+    first, last = page.start + 1, min(page.end, total)
+    steps = get_table().steps_between(task_id, first, last) if first <= last else []
+    return StepList(
+        steps=[_public(s) for s in steps], pagination=Pagination.of(page=page.page, size=page.size, total=total)
+    )

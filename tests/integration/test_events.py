@@ -1,0 +1,108 @@
+"""The sample events in events/ are what API Gateway sends: each one is answered by the function the template
+routes it to (the same files work with `sam local invoke -e events/<file>`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent_core.storage.records import TaskRecord
+from agent_core.storage.table import get_table
+from devserver import apigw
+from devserver.gateway import load_handler
+from devserver.template import Route, Template
+
+EVENTS = sorted((Path(__file__).resolve().parents[2] / "events").glob("*.json"))
+ROUTES = Template().routes()
+
+
+def _load(path: Path) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads(path.read_text())
+    return event
+
+
+def _route(event: dict[str, Any]) -> Route:
+    return next(r for r in ROUTES if r.path == event["resource"] and r.method in (event["httpMethod"], "ANY"))
+
+
+def _invoke(event: dict[str, Any]) -> apigw.ProxyResponse:
+    return apigw.parse_response(load_handler(_route(event))(event, apigw.LambdaContext()))
+
+
+def _seed_task(task_id: str) -> None:
+    now = "2024-01-15T10:30:00.000Z"
+    get_table().create_task(
+        TaskRecord(task_id=task_id, input="seeded", additional_input={}, status="created", created_at=now, modified_at=now)
+    )
+
+
+def test_every_task_route_has_a_sample_event() -> None:
+    # Given the template's routes of the tasks function and the sample events
+    sampled = {(e["httpMethod"], e["resource"]) for e in map(_load, EVENTS)}
+    # Then each route has at least one event (other route groups bring their own samples with their issues)
+    routes = [r for r in ROUTES if r.function == "TasksFunction"]
+    assert routes
+    missing = [f"{r.method} {r.path}" for r in routes if (r.method, r.path) not in sampled]
+    assert not missing, f"add an events/*.json for: {missing}"
+
+
+@pytest.mark.parametrize("path", EVENTS, ids=[p.stem for p in EVENTS])
+def test_invoke_sample_event_answers_from_its_function(aws_mock: None, path: Path) -> None:
+    # Given a sample event, and the task it names (if any) in the table
+    event = _load(path)
+    if task_id := (event.get("pathParameters") or {}).get("task_id"):
+        _seed_task(task_id)
+    # When the function the template routes it to handles it
+    response = _invoke(event)
+    # Then it answers with success, or (for a child the event names that does not exist) the spec's 404 envelope
+    body = response.json()
+    if response.status == 404:
+        assert body["success"] is False and body["error"]["code"].endswith("_NOT_FOUND")
+    else:
+        assert 200 <= response.status < 400, body
+        assert not (isinstance(body, dict) and body.get("success") is False)
+
+
+def test_invoke_task_events_behave_as_the_spec(aws_mock: None) -> None:
+    # Given the task named by the get/delete samples
+    events = {p.stem: _load(p) for p in EVENTS}
+    _seed_task(events["get_task"]["pathParameters"]["task_id"])
+
+    created = _invoke(events["create_task"])
+    assert created.status == 200
+    assert created.json()["input"] == json.loads(events["create_task"]["body"])["input"]
+    assert created.json()["status"] == "created"
+
+    listed = _invoke(events["list_tasks"]).json()  # page=1&size=10&status=created&created_after=2024-01-15T00:00:00Z
+    assert listed["pagination"]["size"] == 10 and listed["pagination"]["total"] == 2
+    assert {t["status"] for t in listed["tasks"]} == {"created"}
+    assert _invoke(events["list_tasks_agent_protocol"]).json()["pagination"]["page_size"] == 5
+
+    fetched = _invoke(events["get_task"])
+    assert fetched.status == 200 and fetched.json()["task_id"] == events["get_task"]["pathParameters"]["task_id"]
+
+    deleted = _invoke(events["delete_task"])
+    assert deleted.status == 200 and deleted.json()["success"] is True
+
+
+@pytest.mark.parametrize("name", ["get_task", "delete_task"])
+def test_invoke_task_event_for_an_unknown_task_answers_404(aws_mock: None, name: str) -> None:
+    # Given an empty table, when the sample's task is asked for
+    response = _invoke(_load(next(p for p in EVENTS if p.stem == name)))
+    # Then the spec's envelope says it does not exist, in the language the event asks for (none: English)
+    assert response.status == 404
+    assert response.json()["error"]["code"] == "TASK_NOT_FOUND"
+    assert response.json()["error"]["message"] == "The specified task does not exist"
+
+
+def test_invoke_create_event_answers_in_the_language_it_asks_for(aws_mock: None) -> None:
+    # Given the create sample (Accept-Language: zh-CN) with an empty input
+    event = _load(next(p for p in EVENTS if p.stem == "create_task"))
+    event["body"] = json.dumps({"input": ""})
+    # Then the error message is the spec's Chinese text
+    response = _invoke(event)
+    assert response.status == 400
+    assert response.json()["error"]["message"] == "请求参数无效"

@@ -1,0 +1,249 @@
+"""Steps through the real handler and the real `openai` client, with the model API mocked at the HTTP transport."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from agent_core.agent import llm
+from agent_core.config import get_settings
+
+BASE_URL = "https://llm.test/v1"
+PNG_1x1 = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+
+
+def completion(
+    message: dict[str, Any], *, model: str = "gpt-4o-mini", prompt: int = 1000, completion_tokens: int = 100
+) -> httpx.Response:
+    body = {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", **message},
+                "finish_reason": "tool_calls" if message.get("tool_calls") else "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt + completion_tokens,
+        },
+    }
+    return httpx.Response(200, json=body, headers={"x-request-id": "req-ok"})
+
+
+def tool_call(name: str, arguments: dict[str, Any] | str, call_id: str = "call_1") -> dict[str, Any]:
+    raw = arguments if isinstance(arguments, str) else json.dumps(arguments)
+    return {
+        "content": None,
+        "tool_calls": [{"id": call_id, "type": "function", "function": {"name": name, "arguments": raw}}],
+    }
+
+
+def failure(status: int) -> httpx.Response:
+    # retry-after-ms keeps the client's backoff short in tests; it honours the header as the API sends it.
+    return httpx.Response(
+        status,
+        json={"error": {"message": f"upstream {status}", "type": "server_error"}},
+        headers={"x-request-id": f"req-{status}", "retry-after-ms": "10"},
+    )
+
+
+@pytest.fixture
+def model_api(monkeypatch: pytest.MonkeyPatch, api) -> Iterator[respx.Route]:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", BASE_URL)
+    monkeypatch.setenv("OPENAI_MAX_RETRIES", "2")
+    get_settings.cache_clear()
+    llm._openai_chat.cache_clear()
+    with respx.mock(assert_all_called=False) as router:
+        yield router.post(f"{BASE_URL}/chat/completions")
+    llm._openai_chat.cache_clear()
+
+
+def new_task(api, **additional: Any) -> str:
+    return api("POST", "/tasks", json_body={"input": "Write a note", "additional_input": additional}).json()["task_id"]
+
+
+def sent(route: respx.Route, index: int = -1) -> dict[str, Any]:
+    return json.loads(route.calls[index].request.content)
+
+
+def test_scripted_conversation_runs_tools_through_finish(api, model_api) -> None:
+    model_api.side_effect = [
+        completion(tool_call("write_file", {"path": "notes/hello.txt", "content": "hello"})),
+        completion(tool_call("finish", {"summary": "wrote notes/hello.txt"}, "call_2")),
+    ]
+    task_id = new_task(api)
+
+    first = api("POST", f"/tasks/{task_id}/steps", body=b"").json()
+    second = api("POST", f"/tasks/{task_id}/steps", json_body={"input": "go on"}).json()
+
+    assert first["status"] == "completed" and first["is_last"] is False and first["name"] == "write_file"
+    assert first["artifacts"][0]["relative_path"] == "notes/hello.txt" and first["artifacts"][0]["agent_created"]
+    assert "→ write_file: Wrote notes/hello.txt" in first["output"]
+    assert first["additional_output"]["usage"] == {
+        "prompt_tokens": 1000,
+        "completion_tokens": 100,
+        "total_tokens": 1100,
+    }
+    # gpt-4o-mini: $0.15 / $0.60 per million tokens
+    assert first["additional_output"]["cost_usd"] == pytest.approx((1000 * 0.15 + 100 * 0.60) / 1e6)
+    assert second["is_last"] is True and "wrote notes/hello.txt" in second["output"]
+    assert api("GET", f"/tasks/{task_id}").json()["status"] == "completed"
+    offered = {t["function"]["name"] for t in sent(model_api, 0)["tools"]}
+    assert {"list_files", "read_file", "write_file", "run_python", "fetch_url", "finish"} <= offered
+    history = sent(model_api, 1)["messages"]
+    assert [m["role"] for m in history] == ["system", "user", "assistant", "tool", "user"]
+    assert history[2]["tool_calls"][0]["function"]["name"] == "write_file"
+    assert history[3]["tool_call_id"] == "call_1" and history[4]["content"] == "go on"
+
+
+def test_malformed_tool_arguments_are_reported_not_fatal(api, model_api) -> None:
+    model_api.side_effect = [completion(tool_call("write_file", "{not json")), completion({"content": "sorry"})]
+    task_id = new_task(api)
+
+    step = api("POST", f"/tasks/{task_id}/steps").json()
+    api("POST", f"/tasks/{task_id}/steps")
+
+    assert step["status"] == "completed"
+    assert "not valid JSON" in step["additional_output"]["tool_calls"][0]["error"]
+    assert "failed" in step["output"]
+    tool_message = sent(model_api, 1)["messages"][3]
+    assert tool_message["role"] == "tool" and "not valid JSON" in tool_message["content"]
+
+
+def test_transient_errors_are_retried_then_succeed(api, model_api) -> None:
+    model_api.side_effect = [failure(429), failure(500), completion({"content": "done thinking"})]
+    task_id = new_task(api)
+
+    response = api("POST", f"/tasks/{task_id}/steps")
+
+    assert response.status == 200 and response.json()["output"] == "done thinking"
+    assert model_api.call_count == 3
+
+
+def test_timeout_is_retried_then_succeeds(api, model_api) -> None:
+    model_api.side_effect = [httpx.ReadTimeout("slow"), completion({"content": "ok"})]
+    response = api("POST", f"/tasks/{new_task(api)}/steps")
+    assert response.status == 200 and model_api.call_count == 2
+
+
+def test_exhausted_retries_answer_502_and_keep_the_step(api, model_api) -> None:
+    model_api.side_effect = [failure(500)] * 3 + [completion({"content": "back"})]
+    task_id = new_task(api)
+
+    response = api("POST", f"/tasks/{task_id}/steps", json_body={"input": "keep me"})
+
+    error = response.json()["error"]
+    assert response.status == 502 and error["code"] == "OPENAI_API_ERROR"
+    assert error["details"]["upstream_status"] == 500 and error["details"]["request_id"] == "req-500"
+    stored = api("GET", f"/tasks/{task_id}/steps").json()["steps"]
+    assert len(stored) == 1 and stored[0]["input"] == "keep me" and stored[0]["status"] == "completed"
+    assert stored[0]["additional_output"]["error"]["code"] == "OPENAI_API_ERROR"
+    # the task stays usable
+    assert api("POST", f"/tasks/{task_id}/steps").json()["output"] == "back"
+
+
+def test_spent_budget_refuses_new_steps(api, model_api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_BUDGET_USD", "0.0001")
+    get_settings.cache_clear()
+    model_api.side_effect = [completion({"content": "expensive"}, prompt=1_000_000)]
+    task_id = new_task(api)
+    assert api("POST", f"/tasks/{task_id}/steps").status == 200
+
+    refused = api("POST", f"/tasks/{task_id}/steps")
+
+    error = refused.json()["error"]
+    assert refused.status == 429 and error["code"] == "INSUFFICIENT_RESOURCES"
+    assert error["details"]["budget_usd"] == 0.0001 and error["details"]["spent_usd"] == pytest.approx(0.15)
+    assert model_api.call_count == 1
+
+
+def test_task_picks_an_allowed_model_and_is_refused_others(api, model_api) -> None:
+    model_api.side_effect = [completion({"content": "hi"}, model="gpt-3.5-turbo")]
+    chosen = new_task(api, model="gpt-3.5-turbo")
+    assert api("POST", f"/tasks/{chosen}/steps").status == 200
+    assert sent(model_api)["model"] == "gpt-3.5-turbo"
+
+    refused = api("POST", f"/tasks/{new_task(api, model='not-a-model')}/steps")
+    assert refused.status == 400 and refused.json()["error"]["details"]["field"] == "additional_input.model"
+
+
+@pytest.mark.parametrize(("model", "sees_images"), [("gpt-4o", True), ("gpt-3.5-turbo", False)])
+def test_task_images_reach_vision_models_only(api, model_api, model: str, sees_images: bool) -> None:
+    model_api.side_effect = [completion({"content": "I see"}, model=model)]
+    task_id = new_task(api, model=model, images=["https://example.com/chart.png"])
+    upload = api(
+        "POST",
+        f"/tasks/{task_id}/artifacts",
+        body=_multipart("pixel.png", PNG_1x1),
+        headers={"content-type": f"multipart/form-data; boundary={BOUNDARY}"},
+    )
+    assert upload.status == 200
+
+    api("POST", f"/tasks/{task_id}/steps")
+
+    content = sent(model_api)["messages"][1]["content"]
+    if sees_images:
+        urls = [p["image_url"]["url"] for p in content if p["type"] == "image_url"]
+        assert urls[0].startswith("data:image/png;base64,") and urls[1] == "https://example.com/chart.png"
+    else:
+        assert isinstance(content, str) and "cannot see images" in content
+
+
+def test_concurrent_steps_on_one_task_run_exactly_once(api, model_api) -> None:
+    release = threading.Event()
+
+    def slow_model(request: httpx.Request) -> httpx.Response:
+        release.wait(5)
+        return completion({"content": "the one"})
+
+    model_api.side_effect = slow_model
+    task_id = new_task(api)
+    statuses: list[int] = []
+
+    def post() -> None:
+        statuses.append(api("POST", f"/tasks/{task_id}/steps").status)
+
+    threads = [threading.Thread(target=post) for _ in range(10)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 10
+    while len(statuses) < 9 and time.monotonic() < deadline:  # nine are refused while the first waits on the model
+        time.sleep(0.01)
+    release.set()
+    for t in threads:
+        t.join()
+
+    assert sorted(statuses) == [200] + [409] * 9
+    assert model_api.call_count == 1
+    assert api("GET", f"/tasks/{task_id}/steps").json()["pagination"]["total"] == 1
+
+
+BOUNDARY = "testboundary"
+
+
+def _multipart(name: str, data: bytes) -> bytes:
+    return (
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            f"Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{BOUNDARY}--\r\n".encode()
+    )

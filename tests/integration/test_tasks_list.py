@@ -1,0 +1,223 @@
+"""GET /tasks through the handler: pagination (the spec's names and the Agent Protocol's), the status and
+created_after filters, and what each costs in DynamoDB calls."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from agent_core.models import TASK_STATUSES
+
+
+@pytest.fixture
+def seven(new_task) -> list[dict]:
+    """Seven tasks, newest first (the list's order)."""
+    return [new_task(f"task {i}") for i in range(7)][::-1]
+
+
+def _ids(response) -> list[str]:
+    return [t["task_id"] for t in response.json()["tasks"]]
+
+
+def _pagination(page: int, size: int, total: int, pages: int) -> dict[str, int]:
+    return {
+        "page": page,
+        "size": size,
+        "total": total,
+        "pages": pages,
+        "current_page": page,
+        "page_size": size,
+        "total_items": total,
+        "total_pages": pages,
+    }
+
+
+def test_list_tasks_defaults_to_page_1_of_10_newest_first(api, seven) -> None:
+    response = api("GET", "/tasks")
+    assert response.status == 200
+    assert _ids(response) == [t["task_id"] for t in seven]
+    assert response.json()["pagination"] == _pagination(1, 10, 7, 1)
+
+
+def test_list_tasks_items_are_full_task_objects(api, seven) -> None:
+    assert api("GET", "/tasks").json()["tasks"][0] == seven[0]
+
+
+def test_list_tasks_empty_table_has_zero_pages(api) -> None:
+    response = api("GET", "/tasks")
+    assert response.json() == {"tasks": [], "pagination": _pagination(1, 10, 0, 0)}
+
+
+@pytest.mark.parametrize(("page", "expected"), [(1, slice(0, 3)), (2, slice(3, 6)), (3, slice(6, 7))])
+def test_list_tasks_pages_slice_in_order(api, seven, page: int, expected: slice) -> None:
+    response = api("GET", "/tasks", query={"page": page, "size": 3})
+    assert _ids(response) == [t["task_id"] for t in seven[expected]]
+    assert response.json()["pagination"] == _pagination(page, 3, 7, 3)
+
+
+def test_list_tasks_page_past_the_end_is_empty_with_totals(api, seven) -> None:
+    response = api("GET", "/tasks", query={"page": 4, "size": 3})
+    assert response.status == 200
+    assert response.json() == {"tasks": [], "pagination": _pagination(4, 3, 7, 3)}
+
+
+def test_list_tasks_size_100_is_the_maximum(api, seven) -> None:
+    assert api("GET", "/tasks", query={"size": 100}).json()["pagination"]["size"] == 100
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{"size": 0}, {"size": 101}, {"size": -1}, {"page": 0}, {"page": -3}, {"page": "abc"}, {"page": "1.5"}],
+    ids=["size=0", "size=101", "size=-1", "page=0", "page=-3", "page=abc", "page=1.5"],
+)
+def test_list_tasks_bad_paging_is_400_naming_the_parameter(api, query: dict) -> None:
+    response = api("GET", "/tasks", query=query)
+    assert response.status == 400
+    error = response.json()["error"]
+    assert error["code"] == "INVALID_REQUEST"
+    assert error["details"]["field"] == next(iter(query)) and error["details"]["in"] == "query"
+
+
+@pytest.mark.parametrize(
+    "query", [{"page_size": 0}, {"page_size": 101}, {"current_page": 0}], ids=["page_size=0", "page_size=101", "cp=0"]
+)
+def test_list_tasks_bad_agent_protocol_paging_is_400(api, query: dict) -> None:
+    response = api("GET", "/tasks", query=query)
+    assert response.status == 400
+    assert response.json()["error"]["details"]["field"] == next(iter(query))
+
+
+def test_list_tasks_agent_protocol_aliases_page_the_same(api, seven) -> None:
+    # Given the same page asked for with the spec's names and with the Agent Protocol's
+    spec = api("GET", "/tasks", query={"page": 2, "size": 2})
+    agent_protocol = api("GET", "/tasks", query={"current_page": 2, "page_size": 2})
+    # Then both answer the same tasks, with both sets of pagination keys
+    assert agent_protocol.status == 200
+    assert _ids(agent_protocol) == _ids(spec) == [t["task_id"] for t in seven[2:4]]
+    assert agent_protocol.json()["pagination"] == spec.json()["pagination"] == _pagination(2, 2, 7, 4)
+
+
+def test_list_tasks_alias_agreeing_with_the_spec_name_is_accepted(api, seven) -> None:
+    response = api("GET", "/tasks", query={"page": 2, "current_page": 2, "size": 5, "page_size": 5})
+    assert response.status == 200 and response.json()["pagination"] == _pagination(2, 5, 7, 2)
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [({"page": 1, "current_page": 2}, "page"), ({"size": 5, "page_size": 6}, "size")],
+    ids=["page", "size"],
+)
+def test_list_tasks_alias_disagreeing_with_the_spec_name_is_400(api, query: dict, field: str) -> None:
+    response = api("GET", "/tasks", query=query)
+    assert response.status == 400
+    assert response.json()["error"]["code"] == "INVALID_REQUEST"
+    assert response.json()["error"]["details"]["field"] == field
+
+
+# -- status filter ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def one_per_status(new_task, set_status) -> dict[str, dict]:
+    tasks = {status: new_task(status) for status in TASK_STATUSES}
+    for status, task in tasks.items():
+        if status == "completed":
+            set_status(task, "running")
+        if status != "created":
+            set_status(task, status)
+    return tasks
+
+
+@pytest.mark.parametrize("status", TASK_STATUSES)
+def test_list_tasks_status_filter_returns_only_that_status(api, one_per_status, status: str) -> None:
+    response = api("GET", "/tasks", query={"status": status})
+    assert response.status == 200
+    assert _ids(response) == [one_per_status[status]["task_id"]]
+    assert response.json()["tasks"][0]["status"] == status
+    assert response.json()["pagination"] == _pagination(1, 10, 1, 1)
+
+
+def test_list_tasks_status_filter_pages_newest_first(api, new_task) -> None:
+    tasks = [new_task(f"t{i}") for i in range(3)][::-1]
+    response = api("GET", "/tasks", query={"status": "created", "page": 2, "size": 2})
+    assert _ids(response) == [tasks[2]["task_id"]]
+    assert response.json()["pagination"] == _pagination(2, 2, 3, 2)
+
+
+@pytest.mark.parametrize("status", ["bogus", "CREATED", "", "done"])
+def test_list_tasks_unknown_status_is_400(api, status: str) -> None:
+    response = api("GET", "/tasks", query={"status": status})
+    assert response.status == 400
+    assert response.json()["error"]["details"]["field"] == "status"
+
+
+# -- created_after filter --------------------------------------------------------------------------------------
+
+
+def _moment(task: dict) -> datetime:
+    return datetime.fromisoformat(task["created_at"])
+
+
+def test_list_tasks_created_after_with_z_excludes_older_and_equal(api, seven) -> None:
+    # Given the creation time of the fourth newest task
+    pivot = seven[3]
+    response = api("GET", "/tasks", query={"created_after": pivot["created_at"]})
+    # Then only the tasks created after it are listed, and the total counts only those
+    newer = [t["task_id"] for t in seven if t["created_at"] > pivot["created_at"]]
+    assert _ids(response) == newer
+    assert response.json()["pagination"]["total"] == len(newer)
+
+
+def test_list_tasks_created_after_with_an_offset_is_the_same_instant(api, seven) -> None:
+    # Given the fourth newest task's creation time written in UTC+08:00
+    pivot = seven[3]
+    moment = _moment(pivot).astimezone(timezone(timedelta(hours=8))).isoformat()
+    assert moment.endswith("+08:00")
+    # Then it filters exactly as the same instant written with Z
+    response = api("GET", "/tasks", query={"created_after": moment})
+    assert _ids(response) == _ids(api("GET", "/tasks", query={"created_after": pivot["created_at"]}))
+    assert _ids(response) == [t["task_id"] for t in seven if t["created_at"] > pivot["created_at"]]
+
+
+def test_list_tasks_created_after_in_the_future_is_empty(api, seven) -> None:
+    response = api("GET", "/tasks", query={"created_after": "2999-01-01T00:00:00Z"})
+    assert response.json() == {"tasks": [], "pagination": _pagination(1, 10, 0, 0)}
+
+
+def test_list_tasks_created_after_combines_with_status_and_paging(api, one_per_status) -> None:
+    long_ago = "2000-01-01T00:00:00Z"
+    response = api("GET", "/tasks", query={"created_after": long_ago, "status": "failed", "size": 1})
+    assert _ids(response) == [one_per_status["failed"]["task_id"]]
+    assert response.json()["pagination"] == _pagination(1, 1, 1, 1)
+
+
+@pytest.mark.parametrize("value", ["yesterday", "2024-13-01T00:00:00Z", "2024-01-15T25:00:00Z", ""])
+def test_list_tasks_malformed_created_after_is_400(api, value: str) -> None:
+    response = api("GET", "/tasks", query={"created_after": value})
+    assert response.status == 400
+    assert response.json()["error"]["details"]["field"] == "created_after"
+
+
+# -- DynamoDB cost ---------------------------------------------------------------------------------------------
+
+
+def test_list_tasks_unfiltered_page_costs_at_most_2_dynamodb_calls(api, seven, ddb_calls) -> None:
+    # Given a deep page (page 3 of 3)
+    ddb_calls.clear()
+    response = api("GET", "/tasks", query={"page": 3, "size": 3})
+    assert len(response.json()["tasks"]) == 1
+    # Then the total came from the counters item and the page from one index query: no counting
+    assert ddb_calls == ["GetItem", "Query"]
+
+
+def test_list_tasks_status_page_costs_at_most_2_dynamodb_calls(api, one_per_status, ddb_calls) -> None:
+    ddb_calls.clear()
+    api("GET", "/tasks", query={"status": "running"})
+    assert ddb_calls == ["GetItem", "Query"]
+
+
+def test_list_tasks_page_past_the_end_skips_the_query(api, seven, ddb_calls) -> None:
+    ddb_calls.clear()
+    api("GET", "/tasks", query={"page": 9})
+    assert ddb_calls == ["GetItem"]
