@@ -49,6 +49,7 @@ unit: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.cold_start
 	$(PY) -m benchmarks.ddb_calls
+	$(PY) -m benchmarks.artifacts
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .ruff_cache

@@ -22,7 +22,10 @@ def build(rate_limit_per_minute: int | None = None):
         os.environ.setdefault(key, value)  # the caller's environment wins (OPENAI_API_KEY, limits, ...)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     create_resources(template)
+    from .events import EventRouter
     from .gateway import Gateway
+
+    EventRouter(template).create().start()  # the template's EventBridge rules (S3 object events -> finalizer)
 
     if rate_limit_per_minute is None:
         raw = os.environ.get("RATE_LIMIT_PER_MINUTE", "")

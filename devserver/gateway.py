@@ -22,19 +22,21 @@ from . import apigw
 from .template import Route, Template
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+_import_lock = threading.Lock()
 
 
 def load_handler(route: Route) -> Handler:
     """Imports `Handler` from `CodeUri` as Lambda would, each function under a module name of its own."""
     module_name, attr = route.handler.rsplit(".", 1)
     name = f"_function_{route.function}_{module_name}"
-    module = sys.modules.get(name)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(name, route.code_uri / f"{module_name.replace('.', '/')}.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
+    with _import_lock:  # a half-imported module must never be visible to a concurrent request
+        module = sys.modules.get(name)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(name, route.code_uri / f"{module_name.replace('.', '/')}.py")
+            assert spec and spec.loader
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            sys.modules[name] = module
     return getattr(module, attr)  # type: ignore[no-any-return]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from typing import Any
 
 import boto3
@@ -24,6 +25,7 @@ def free_port() -> int:
 def start_moto(port: int | None = None) -> str:
     """Starts moto in server mode and points every boto3 client of this process at it; returns its URL."""
     port = port or free_port()
+    serialize_dynamodb_writes()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
     ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False).start()
     url = f"http://127.0.0.1:{port}"
@@ -31,6 +33,29 @@ def start_moto(port: int | None = None) -> str:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     os.environ.setdefault("AWS_REGION", os.environ["AWS_DEFAULT_REGION"])
     return url
+
+
+_WRITES = ("put_item", "update_item", "delete_item", "batch_write_item", "transact_write_items", "execute_transaction")
+_write_lock = threading.RLock()
+
+
+def serialize_dynamodb_writes() -> None:
+    """DynamoDB applies each write (and each transaction) atomically; moto's in-memory backend does not guard
+    against two threads checking a condition at once. One lock around its writes restores what conditional
+    writes rely on (the step lease, the counters)."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name in _WRITES:
+        method = getattr(DynamoDBBackend, name)
+        if getattr(method, "_serialized", False):
+            continue
+
+        def locked(self: Any, *args: Any, _method: Any = method, **kwargs: Any) -> Any:
+            with _write_lock:
+                return _method(self, *args, **kwargs)
+
+        locked._serialized = True  # type: ignore[attr-defined]
+        setattr(DynamoDBBackend, name, locked)
 
 
 def create_resources(template: Template) -> dict[str, str]:
@@ -74,5 +99,13 @@ def create_bucket(name: str, props: dict[str, Any]) -> str:
     if props.get("PublicAccessBlockConfiguration"):
         s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"])
     if props.get("CorsConfiguration"):
-        s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": props["CorsConfiguration"]["CorsRules"]})
+        # CloudFormation says ExposedHeaders and MaxAge where the API says ExposeHeaders and MaxAgeSeconds.
+        renamed = {"ExposedHeaders": "ExposeHeaders", "MaxAge": "MaxAgeSeconds"}
+        rules = [{renamed.get(k, k): v for k, v in rule.items()} for rule in props["CorsConfiguration"]["CorsRules"]]
+        s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": rules})
+    if ((props.get("NotificationConfiguration") or {}).get("EventBridgeConfiguration") or {}).get("EventBridgeEnabled"):
+        # Object events go to moto's EventBridge, where devserver.events routes them to the template's rules.
+        s3.put_bucket_notification_configuration(
+            Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}}
+        )
     return name

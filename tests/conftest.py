@@ -24,10 +24,11 @@ from moto import mock_aws
 
 from agent_core import aws
 from agent_core.config import get_settings
+from agent_core.storage import bucket as bucket_module
 from agent_core.storage import table as table_module
 from devserver import apigw
 from devserver.gateway import load_handler
-from devserver.resources import LOCAL_CREDENTIALS, create_resources, free_port
+from devserver.resources import LOCAL_CREDENTIALS, create_resources, free_port, serialize_dynamodb_writes
 from devserver.template import Template
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,11 +53,15 @@ def _reset_caches() -> None:
     aws.reset()
     get_settings.cache_clear()
     table_module.get_table.cache_clear()
+    bucket_module.get_bucket.cache_clear()
 
 
 @pytest.fixture
 def aws_mock() -> Iterator[None]:
-    with mock_aws():
+    # Keeping boto3's default session between tests keeps botocore's parsed service models: a fresh session per
+    # test re-reads them for every client (most of a test's time). Credentials come from the environment above.
+    serialize_dynamodb_writes()
+    with mock_aws(config={"core": {"reset_boto3_session": False}}):
         create_resources(TEMPLATE)
         yield
 

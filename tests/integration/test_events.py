@@ -35,7 +35,9 @@ def _invoke(event: dict[str, Any]) -> apigw.ProxyResponse:
 def _seed_task(task_id: str) -> None:
     now = "2024-01-15T10:30:00.000Z"
     get_table().create_task(
-        TaskRecord(task_id=task_id, input="seeded", additional_input={}, status="created", created_at=now, modified_at=now)
+        TaskRecord(
+            task_id=task_id, input="seeded", additional_input={}, status="created", created_at=now, modified_at=now
+        )
     )
 
 

@@ -1,30 +1,40 @@
-"""Steps through the real handler and the real `openai` client, with the model API mocked at the HTTP transport."""
+"""Steps through the real handler and the real `openai` client, against a scripted OpenAI-compatible server."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpx
 import pytest
-import respx
 
 from agent_core.agent import llm
 from agent_core.config import get_settings
 
-BASE_URL = "https://llm.test/v1"
 PNG_1x1 = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
 )
 
 
+@dataclass
+class Reply:
+    """One scripted answer of the fake model API: a status, a JSON body, headers, and an optional delay."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+
+
 def completion(
     message: dict[str, Any], *, model: str = "gpt-4o-mini", prompt: int = 1000, completion_tokens: int = 100
-) -> httpx.Response:
+) -> Reply:
     body = {
         "id": "chatcmpl-test",
         "object": "chat.completion",
@@ -43,7 +53,7 @@ def completion(
             "total_tokens": prompt + completion_tokens,
         },
     }
-    return httpx.Response(200, json=body, headers={"x-request-id": "req-ok"})
+    return Reply(200, body, {"x-request-id": "req-ok"})
 
 
 def tool_call(name: str, arguments: dict[str, Any] | str, call_id: str = "call_1") -> dict[str, Any]:
@@ -54,24 +64,67 @@ def tool_call(name: str, arguments: dict[str, Any] | str, call_id: str = "call_1
     }
 
 
-def failure(status: int) -> httpx.Response:
-    # retry-after-ms keeps the client's backoff short in tests; it honours the header as the API sends it.
-    return httpx.Response(
+def failure(status: int) -> Reply:
+    # retry-after-ms keeps the client's backoff short in tests; the client honours it as the API sends it.
+    return Reply(
         status,
-        json={"error": {"message": f"upstream {status}", "type": "server_error"}},
-        headers={"x-request-id": f"req-{status}", "retry-after-ms": "10"},
+        {"error": {"message": f"upstream {status}", "type": "server_error"}},
+        {"x-request-id": f"req-{status}", "retry-after-ms": "10"},
     )
 
 
+class FakeModelAPI:
+    """An OpenAI-compatible server on loopback that answers from a script, so the real `openai` client (its HTTP
+    stack, retries and timeouts included) is what the tests exercise."""
+
+    def __init__(self) -> None:
+        self.side_effect: list[Reply] | Callable[[dict[str, Any]], Reply] = []
+        self.requests: list[dict[str, Any]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                outer.requests.append(body)
+                effect = outer.side_effect
+                reply = effect(body) if callable(effect) else effect.pop(0)
+                time.sleep(reply.delay_s)
+                data = json.dumps(reply.body).encode()
+                try:
+                    self.send_response(reply.status)
+                    for key, value in {"Content-Type": "application/json", **reply.headers}.items():
+                        self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:
+                    pass  # the client gave up (timeout test)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    @property
+    def call_count(self) -> int:
+        return len(self.requests)
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
 @pytest.fixture
-def model_api(monkeypatch: pytest.MonkeyPatch, api) -> Iterator[respx.Route]:
+def model_api(monkeypatch: pytest.MonkeyPatch, api) -> Iterator[FakeModelAPI]:
+    fake = FakeModelAPI()
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    monkeypatch.setenv("OPENAI_BASE_URL", BASE_URL)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
     monkeypatch.setenv("OPENAI_MAX_RETRIES", "2")
     get_settings.cache_clear()
     llm._openai_chat.cache_clear()
-    with respx.mock(assert_all_called=False) as router:
-        yield router.post(f"{BASE_URL}/chat/completions")
+    yield fake
+    fake.close()
     llm._openai_chat.cache_clear()
 
 
@@ -79,8 +132,8 @@ def new_task(api, **additional: Any) -> str:
     return api("POST", "/tasks", json_body={"input": "Write a note", "additional_input": additional}).json()["task_id"]
 
 
-def sent(route: respx.Route, index: int = -1) -> dict[str, Any]:
-    return json.loads(route.calls[index].request.content)
+def sent(fake: FakeModelAPI, index: int = -1) -> dict[str, Any]:
+    return fake.requests[index]
 
 
 def test_scripted_conversation_runs_tools_through_finish(api, model_api) -> None:
@@ -137,8 +190,12 @@ def test_transient_errors_are_retried_then_succeed(api, model_api) -> None:
     assert model_api.call_count == 3
 
 
-def test_timeout_is_retried_then_succeeds(api, model_api) -> None:
-    model_api.side_effect = [httpx.ReadTimeout("slow"), completion({"content": "ok"})]
+def test_timeout_is_retried_then_succeeds(api, model_api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_TIMEOUT_S", "0.5")
+    get_settings.cache_clear()
+    slow = completion({"content": "late"})
+    slow.delay_s = 1.5
+    model_api.side_effect = [slow, completion({"content": "ok"})]
     response = api("POST", f"/tasks/{new_task(api)}/steps")
     assert response.status == 200 and model_api.call_count == 2
 
@@ -170,7 +227,7 @@ def test_spent_budget_refuses_new_steps(api, model_api, monkeypatch: pytest.Monk
 
     error = refused.json()["error"]
     assert refused.status == 429 and error["code"] == "INSUFFICIENT_RESOURCES"
-    assert error["details"]["budget_usd"] == 0.0001 and error["details"]["spent_usd"] == pytest.approx(0.15)
+    assert error["details"]["budget_usd"] == 0.0001 and error["details"]["spent_usd"] == pytest.approx(0.15 + 100 * 0.60 / 1e6)
     assert model_api.call_count == 1
 
 
@@ -209,7 +266,7 @@ def test_task_images_reach_vision_models_only(api, model_api, model: str, sees_i
 def test_concurrent_steps_on_one_task_run_exactly_once(api, model_api) -> None:
     release = threading.Event()
 
-    def slow_model(request: httpx.Request) -> httpx.Response:
+    def slow_model(request: dict[str, Any]) -> Reply:
         release.wait(5)
         return completion({"content": "the one"})
 
@@ -218,6 +275,7 @@ def test_concurrent_steps_on_one_task_run_exactly_once(api, model_api) -> None:
     statuses: list[int] = []
 
     def post() -> None:
+        asyncio.set_event_loop(asyncio.new_event_loop())  # each thread is an invocation, as a Lambda instance is
         statuses.append(api("POST", f"/tasks/{task_id}/steps").status)
 
     threads = [threading.Thread(target=post) for _ in range(10)]

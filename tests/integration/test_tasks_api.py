@@ -24,7 +24,9 @@ SPEC_ADDITIONAL_INPUT = {
 def test_create_task_returns_the_spec_task_object(api) -> None:
     # When the spec's example request is posted
     before = datetime.now(UTC) - timedelta(seconds=1)
-    response = api("POST", "/tasks", json_body={"input": "请分析这个销售数据文件", "additional_input": SPEC_ADDITIONAL_INPUT})
+    response = api(
+        "POST", "/tasks", json_body={"input": "请分析这个销售数据文件", "additional_input": SPEC_ADDITIONAL_INPUT}
+    )
     # Then every field of the spec's task object is there, with the Agent Protocol's 200
     assert response.status == 200
     assert response.header("content-type") == "application/json"

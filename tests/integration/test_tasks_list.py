@@ -192,10 +192,21 @@ def test_list_tasks_created_after_combines_with_status_and_paging(api, one_per_s
     assert response.json()["pagination"] == _pagination(1, 1, 1, 1)
 
 
-@pytest.mark.parametrize("value", ["yesterday", "2024-13-01T00:00:00Z", "2024-01-15T25:00:00Z", ""])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "yesterday",
+        "2024-13-01T00:00:00Z",
+        "2024-01-15T25:00:00Z",
+        "",
+        "0001-01-01T00:00:00+01:00",  # before year 1 once in UTC
+        "9999-12-31T23:59:59-01:00",  # after year 9999 once in UTC
+    ],
+)
 def test_list_tasks_malformed_created_after_is_400(api, value: str) -> None:
     response = api("GET", "/tasks", query={"created_after": value})
     assert response.status == 400
+    assert response.json()["error"]["code"] == "INVALID_REQUEST"
     assert response.json()["error"]["details"]["field"] == "created_after"
 
 

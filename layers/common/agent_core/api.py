@@ -95,8 +95,10 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 class BodyLimit:
     """Refuses a body larger than the endpoint accepts before anything reads it (413 in the spec's envelope)."""
 
-    def __init__(self, app: ASGIApp, limits: Callable[[str], int]) -> None:
-        self.app, self.limits = app, limits
+    def __init__(
+        self, app: ASGIApp, limits: Callable[[str], int], too_large: type[PayloadTooLarge] = PayloadTooLarge
+    ) -> None:
+        self.app, self.limits, self.too_large = app, limits, too_large
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -108,7 +110,7 @@ class BodyLimit:
                 receive, size = await _buffered(receive)
                 length = str(size)
             if int(length) > limit:
-                error = PayloadTooLarge(
+                error = self.too_large(
                     f"the body is {length} bytes; this endpoint accepts at most {limit}",
                     limit_bytes=limit,
                     size_bytes=int(length),
@@ -141,7 +143,13 @@ def json_body_limit(content_type: str) -> int:
     return get_settings().max_json_body_bytes
 
 
-def create_app(*routers: APIRouter, title: str, body_limit: Callable[[str], int] = json_body_limit) -> FastAPI:
+def create_app(
+    *routers: APIRouter,
+    title: str,
+    body_limit: Callable[[str], int] = json_body_limit,
+    too_large: type[PayloadTooLarge] = PayloadTooLarge,
+) -> FastAPI:
+    """`body_limit` maps a request's content type to the most bytes it may have; `too_large` is the 413 it gets."""
     # Each function serves only its own routes, so a per-function OpenAPI document would mislead: none is served.
     app = FastAPI(title=title, version=VERSION, openapi_url=None, docs_url=None, redoc_url=None)
     for router in routers:
@@ -150,7 +158,7 @@ def create_app(*routers: APIRouter, title: str, body_limit: Callable[[str], int]
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
-    app.add_middleware(BodyLimit, limits=body_limit)
+    app.add_middleware(BodyLimit, limits=body_limit, too_large=too_large)
     return app
 
 

@@ -10,12 +10,14 @@ import boto3
 from botocore.config import Config
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=3, read_timeout=10)
+# Presigned URLs and POST policies signed with SigV4 (botocore would still presign SigV2 in some regions).
+_PER_SERVICE = {"s3": _CONFIG.merge(Config(signature_version="s3v4"))}
 
 
 @cache
 def client(service: str) -> Any:
     # AWS_ENDPOINT_URL (honoured by boto3 itself) points every client at the dev server's moto.
-    return boto3.client(service, config=_CONFIG)
+    return boto3.client(service, config=_PER_SERVICE.get(service, _CONFIG))
 
 
 def reset() -> None:

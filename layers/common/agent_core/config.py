@@ -15,6 +15,19 @@ def _int(name: str, default: int) -> int:
 # The GPT-3.5 and GPT-4 families the spec names, and their current successors.
 DEFAULT_ALLOWED_MODELS = "gpt-4o-mini,gpt-4o,gpt-4.1,gpt-4.1-mini,gpt-4-turbo,gpt-4,gpt-3.5-turbo"
 
+# File types (extensions) an upload may have: common documents, data, images, code and archives. `*` allows any.
+DEFAULT_FILE_TYPES = (
+    "txt,md,markdown,rst,pdf,doc,docx,odt,rtf,ppt,pptx,odp,xls,xlsx,ods,html,htm,tex,epub,"
+    "csv,tsv,json,jsonl,ndjson,xml,yaml,yml,toml,ini,cfg,log,parquet,avro,feather,sqlite,db,bin,dat,"
+    "png,jpg,jpeg,gif,webp,bmp,svg,tif,tiff,ico,heic,"
+    "py,ipynb,js,mjs,ts,tsx,jsx,java,kt,scala,c,h,cc,cpp,hpp,cs,go,rs,rb,php,swift,r,sql,sh,css,scss,lua,pl,dart,"
+    "zip,tar,gz,tgz,bz2,xz,7z"
+)
+
+
+def _file_types(raw: str | None) -> frozenset[str]:
+    return frozenset(t.strip().lstrip(".").lower() for t in (raw or DEFAULT_FILE_TYPES).split(",") if t.strip())
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -26,6 +39,16 @@ class Settings:
     max_input_chars: int
     max_additional_input_bytes: int
     max_page_size: int
+    # Artifacts (agent_core/artifacts.py). A multipart upload through the API may be at most max_upload_body_bytes:
+    # API Gateway base64-encodes it, and the event must fit Lambda's 6 MB (the WAF rule in template.yaml uses the
+    # same figure). Larger files go through a presigned S3 POST, up to max_file_bytes. The per-task cap keeps the
+    # artifact summary on the task item (storage/table.py) far below DynamoDB's 400 KB.
+    max_upload_body_bytes: int
+    max_file_bytes: int
+    max_artifacts_per_task: int
+    allowed_file_types: frozenset[str]
+    download_url_ttl_s: int
+    upload_url_ttl_s: int
     # The agent (see README "Configuration"). No key and no key parameter: the offline model answers.
     openai_api_key: str | None
     openai_api_key_parameter: str | None
@@ -37,6 +60,7 @@ class Settings:
     openai_prices_json: str | None
     budget_usd: float | None
     step_lease_s: int
+    step_time_budget_s: float
     # run_python's sandbox (agent/tools/sandbox.py): wall clock, address space, bytes kept of each of stdout and stderr,
     # and the largest file copied in or saved from output/. The timeout must leave room in the API's 29 s for the model.
     sandbox_timeout_s: float
@@ -57,6 +81,12 @@ def get_settings() -> Settings:
         max_input_chars=_int("MAX_INPUT_CHARS", 65_536),
         max_additional_input_bytes=_int("MAX_ADDITIONAL_INPUT_BYTES", 65_536),
         max_page_size=100,
+        max_upload_body_bytes=_int("MAX_UPLOAD_BODY_BYTES", 4_500_000),
+        max_file_bytes=_int("MAX_FILE_BYTES", 100 * 1024 * 1024),
+        max_artifacts_per_task=_int("MAX_ARTIFACTS_PER_TASK", 100),
+        allowed_file_types=_file_types(os.environ.get("ALLOWED_FILE_TYPES")),
+        download_url_ttl_s=_int("DOWNLOAD_URL_TTL_SECONDS", 300),
+        upload_url_ttl_s=_int("UPLOAD_URL_TTL_SECONDS", 3600),
         openai_api_key=os.environ.get("OPENAI_API_KEY") or None,
         openai_api_key_parameter=os.environ.get("OPENAI_API_KEY_PARAMETER") or None,
         openai_base_url=os.environ.get("OPENAI_BASE_URL") or None,
@@ -72,6 +102,8 @@ def get_settings() -> Settings:
         openai_prices_json=os.environ.get("OPENAI_PRICES_JSON") or None,
         budget_usd=float(os.environ["OPENAI_BUDGET_USD"]) if os.environ.get("OPENAI_BUDGET_USD") else None,
         step_lease_s=_int("STEP_LEASE_SECONDS", 60),
+        # Tools stop starting (and run_python shortens its limit) once a step has run this long: 29 s API limit.
+        step_time_budget_s=float(os.environ.get("STEP_TIME_BUDGET_S") or 25),
         sandbox_timeout_s=float(os.environ.get("SANDBOX_TIMEOUT_S") or 20),
         sandbox_memory_mb=_int("SANDBOX_MEMORY_MB", 512),
         sandbox_max_output_bytes=_int("SANDBOX_MAX_OUTPUT_BYTES", 64 * 1024),

@@ -110,6 +110,21 @@ class PayloadTooLarge(AgentError):
     message_en, message_zh = "Request body too large", "请求体过大"
 
 
+class UploadTooLarge(PayloadTooLarge):
+    """A file too large to upload through the API: it has to go through a presigned S3 POST."""
+
+    suggestion_en = "Upload larger files with POST /tasks/{task_id}/artifacts/uploads (presigned S3 POST, up to 100 MB)"
+    suggestion_zh = "较大的文件请通过 POST /tasks/{task_id}/artifacts/uploads 获取预签名 S3 上传地址（最大 100MB）"
+
+
+class FileTypeNotAllowed(InvalidRequest):
+    """The file's type is not on the configured allow-list."""
+
+    message_en, message_zh = "File type not allowed", "不支持的文件类型"
+    suggestion_en = "Upload one of the types in details.allowed_types"
+    suggestion_zh = "请上传 details.allowed_types 中列出的文件类型"
+
+
 class OpenAIAPIError(AgentError):
     """The model provider failed after retries."""
 
@@ -119,6 +134,12 @@ class OpenAIAPIError(AgentError):
 
 class InternalError(AgentError):
     """Anything unexpected; details carry only the request id."""
+
+
+class StorageError(InternalError):
+    """S3 failed; details name the operation, never the provider's message."""
+
+    message_en, message_zh = "File storage failed", "文件存储失败"
 
 
 class Conflict(Exception):

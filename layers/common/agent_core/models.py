@@ -96,6 +96,55 @@ class Deleted(BaseModel):
     message: str
 
 
+# -- artifacts -------------------------------------------------------------------------------------------------------
+
+ArtifactId = Annotated[UUID, Field(description="An artifact's id (UUID)")]
+RelativePath = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=1024,
+        description="Path inside the task, file name included (data/sales.csv); a folder gets the file name appended",
+    ),
+]
+FileName = Annotated[str, Field(min_length=1, max_length=255, description="The file's name, without folders")]
+
+
+class ArtifactList(BaseModel):
+    artifacts: list[Artifact]
+    pagination: Pagination
+
+
+class UploadRequestBody(_Request):
+    """Asks for a presigned S3 POST, for files larger than the API accepts."""
+
+    file_name: FileName
+    relative_path: RelativePath | None = None
+    file_size: int = Field(ge=0, description="Bytes; S3 accepts exactly this size")
+    content_type: str | None = Field(default=None, max_length=255)
+
+
+class PresignedPost(BaseModel):
+    """POST the file to `url` as multipart/form-data: every one of `fields`, then `file` last."""
+
+    url: str
+    fields: dict[str, str]
+    expires_at: Timestamp
+
+
+class UploadTicket(BaseModel):
+    artifact_id: str
+    file_name: str
+    relative_path: str
+    file_size: int
+    upload: PresignedPost
+
+
+class DownloadLink(BaseModel):
+    url: str
+    expires_at: Timestamp
+
+
 StepStatus = Literal["created", "running", "completed"]
 StepId = Annotated[UUID, Field(description="A step's id (UUID)")]
 

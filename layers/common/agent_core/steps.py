@@ -162,12 +162,14 @@ def execute_step(task_id: str, *, input: str | None, additional_input: dict[str,
 def _turn(
     state: TaskState, history: list[StepRecord], step: StepRecord, model: str, files: ArtifactFiles
 ) -> StepOutcome:
+    started = time.monotonic()
     task = state.task
     listed = files.list()
     messages = build_messages(
         task=task, history=history, step=step, model=model, images=image_parts(task, listed, files.read)
     )
-    ctx = ToolContext(task_id=task.task_id, step_id=step.step_id, files=files)
+    deadline = started + get_settings().step_time_budget_s
+    ctx = ToolContext(task_id=task.task_id, step_id=step.step_id, files=files, deadline=deadline)
     return run_turn(chat=llm.chat_model(), model=model, messages=messages, tools=all_tools(), ctx=ctx)
 
 

@@ -11,6 +11,7 @@ from .config import get_settings
 from .errors import Conflict, InvalidRequest, TaskAlreadyRunning, TaskNotFound
 from .models import Artifact, Pagination, Task, TaskList
 from .paging import PageRequest
+from .storage.bucket import get_bucket
 from .storage.records import TaskRecord
 from .storage.table import get_table
 from .timeutil import now_iso, to_iso
@@ -61,7 +62,10 @@ def get_task(task_id: str) -> Task:
 
 def list_tasks(*, page: PageRequest, status: str | None = None, created_after: datetime | None = None) -> TaskList:
     table = get_table()
-    after = to_iso(created_after) if created_after else None
+    try:
+        after = to_iso(created_after) if created_after else None
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00: valid ISO 8601, but before year 1 in UTC
+        raise InvalidRequest("created_after is out of range", field="created_after", **{"in": "query"}) from exc
     if after:
         total = table.count_tasks(status=status, created_after=after)
     else:
@@ -80,6 +84,7 @@ def delete_task(task_id: str) -> None:
     table = get_table()
     for _ in range(3):
         record = load_task(task_id)
+        get_bucket().delete_task_objects(task_id)  # the files' objects first: when S3 fails, the task stays
         table.delete_task_children(task_id)
         try:
             table.delete_task(task_id, status=record.status)

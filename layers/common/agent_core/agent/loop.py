@@ -108,11 +108,14 @@ def run_turn(
     lines = [turn.content.strip()] if turn.content and turn.content.strip() else []
     calls, artifacts, is_last, late_images = [], [], False, []
     for index, call in enumerate(turn.tool_calls):
+        left = ctx.seconds_left()
         if index >= MAX_TOOL_CALLS_PER_TURN:
             result, error = (
                 ToolResult(f"Skipped: at most {MAX_TOOL_CALLS_PER_TURN} tool calls a step.", error=True),
                 "skipped",
             )
+        elif left is not None and left < 1:
+            result, error = ToolResult("Skipped: this step ran out of time; call it again.", error=True), "timeout"
         else:
             result, error = _run_tool(by_name, ctx, call.name, call.arguments)
         recorded.append({"role": "tool", "tool_call_id": call.id, "content": truncate(result.output)})

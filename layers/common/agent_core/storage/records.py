@@ -46,3 +46,40 @@ class TaskState:
     lease_until: int
     tokens_total: int
     cost_usd: float
+
+
+# -- artifacts ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    """A file of a task: its metadata, and the S3 object that holds its current content."""
+
+    task_id: str
+    artifact_id: str
+    relative_path: str
+    file_size: int
+    content_type: str
+    agent_created: bool
+    created_at: str
+    modified_at: str
+    object_key: str
+    step_id: str | None = None
+
+    @property
+    def file_name(self) -> str:
+        return self.relative_path.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class PendingUpload:
+    """A presigned POST handed out and not yet finalized: what the object must be, and where it lands."""
+
+    task_id: str
+    artifact_id: str
+    relative_path: str
+    file_size: int
+    content_type: str
+    object_key: str
+    created_at: str
+    expires_at: int  # epoch seconds: the table's TTL removes an upload nobody finished

@@ -4,6 +4,8 @@ Layout:
   task      PK=TASK#<id>  SK=TASK        GSI1 (all tasks by creation)   GSI1PK=TASKS          GSI1SK=<created_at>#<id>
                                          GSI2 (tasks of one status)     GSI2PK=TASKS#<status> GSI2SK=<created_at>#<id>
   counters  PK=AGENT      SK=COUNTERS    tasks_total, tasks_<status>: updated in the transaction they count
+  artifact  PK=TASK#<id>  SK=ARTIFACT#<artifact_id>  a file's metadata and its object's key (see the artifacts section)
+  upload    PK=TASK#<id>  SK=UPLOAD#<artifact_id>    a presigned upload not finalized yet (TTL: expires_at)
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from botocore.exceptions import ClientError
 from .. import aws
 from ..config import get_settings
 from ..errors import Conflict
-from .records import StepRecord, TaskRecord, TaskState
+from .records import ArtifactRecord, PendingUpload, StepRecord, TaskRecord, TaskState
 
 _ser, _de = TypeSerializer(), TypeDeserializer()
 COUNTERS_KEY = {"PK": {"S": "AGENT"}, "SK": {"S": "COUNTERS"}}
@@ -54,6 +56,7 @@ def _task_from_item(item: dict[str, Any]) -> TaskRecord:
         status=plain["status"],
         created_at=plain["created_at"],
         modified_at=plain["modified_at"],
+        artifacts=_artifact_summaries(plain.get("artifacts")),
     )
 
 
@@ -120,6 +123,7 @@ class TaskTable:
                     "additional_input": json.dumps(task.additional_input, ensure_ascii=False, separators=(",", ":")),
                     "created_at": task.created_at,
                     "modified_at": task.modified_at,
+                    "artifacts": {},  # the artifact summary (artifacts section); a map so files add and go in place
                     "GSI1PK": "TASKS",
                     "GSI1SK": sort,
                     "GSI2PK": f"TASKS#{task.status}",
@@ -299,11 +303,135 @@ class TaskTable:
         item = self.client.get_item(TableName=self.name, Key=task_key(task_id), ConsistentRead=True).get("Item")
         return _state_from_item(item) if item else None
 
+    # -- artifacts -------------------------------------------------------------------------------------------------
+    # record   PK=TASK#<task_id>  SK=ARTIFACT#<artifact_id>  metadata, and object_key: the S3 object of its content
+    # upload   PK=TASK#<task_id>  SK=UPLOAD#<artifact_id>    a presigned POST handed out, not yet finalized
+    # summary  on the task item: artifacts = {<relative_path>: {i: artifact_id, n: file_size, t: created_at,
+    #          a: agent_created}}, written in the same transaction as the record. GET /tasks/{id}, every item of
+    #          GET /tasks (two calls per page, the index projects it) and each page of the artifact list read a
+    #          task's files from the task item alone. Keyed by path, it makes a path unique within its task, and a
+    #          file adds or leaves with one SET/REMOVE, no read first. Its size is capped (MAX_ARTIFACTS_PER_TASK,
+    #          default 100; paths at most 512 bytes): about 60 KB at most, far below the item's 400 KB.
+
+    def get_artifact(self, task_id: str, artifact_id: str) -> ArtifactRecord | None:
+        key = _artifact_key(task_id, artifact_id)
+        item = self.client.get_item(TableName=self.name, Key=key, ConsistentRead=True).get("Item")
+        return _artifact_from_item(item) if item else None
+
+    def commit_artifact(
+        self,
+        record: ArtifactRecord,
+        *,
+        previous: ArtifactRecord | None,
+        upload: PendingUpload | None = None,
+        max_artifacts: int,
+    ) -> None:
+        """Stores `record` as the file at its path, with its summary, in one transaction: a new path (`previous` is
+        None, and the task holds fewer than `max_artifacts` files), new content for the same artifact, or a new
+        artifact that supersedes `previous` (its record goes). With `upload`, that pending upload is consumed.
+        Conflict when the task is gone, is full, or the path no longer holds `previous`."""
+        names = {"#p": record.relative_path}
+        values: dict[str, Any] = {":e": _summary_entry(record), ":m": record.modified_at}
+        items: list[dict[str, Any]] = []
+        if previous is None:
+            items.append(self._put_artifact(record, "attribute_not_exists(SK)"))
+            condition = "attribute_exists(PK) AND attribute_not_exists(artifacts.#p) AND size(artifacts) < :cap"
+            values[":cap"] = max_artifacts
+        else:
+            if previous.artifact_id == record.artifact_id:
+                items.append(self._put_artifact(record, "object_key = :k", {":k": previous.object_key}))
+            else:
+                items.append(self._delete_artifact_item(previous))
+                items.append(self._put_artifact(record, "attribute_not_exists(SK)"))
+            condition = "artifacts.#p.i = :prev"
+            values[":prev"] = previous.artifact_id
+        items.append(
+            {
+                "Update": {
+                    "TableName": self.name,
+                    "Key": task_key(record.task_id),
+                    "UpdateExpression": "SET artifacts.#p = :e, modified_at = :m",
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": _to_item(values),
+                }
+            }
+        )
+        if upload is not None:
+            items.append(
+                {
+                    "Delete": {
+                        "TableName": self.name,
+                        "Key": _upload_key(upload.task_id, upload.artifact_id),
+                        "ConditionExpression": "object_key = :k",
+                        "ExpressionAttributeValues": _to_item({":k": upload.object_key}),
+                    }
+                }
+            )
+        self._transact(items)
+
+    def delete_artifact(self, record: ArtifactRecord, *, modified_at: str) -> None:
+        """Removes the record and its summary together; Conflict when either changed since `record` was read."""
+        self._transact(
+            [
+                self._delete_artifact_item(record),
+                {
+                    "Update": {
+                        "TableName": self.name,
+                        "Key": task_key(record.task_id),
+                        "UpdateExpression": "REMOVE artifacts.#p SET modified_at = :m",
+                        "ConditionExpression": "artifacts.#p.i = :id",
+                        "ExpressionAttributeNames": {"#p": record.relative_path},
+                        "ExpressionAttributeValues": _to_item({":id": record.artifact_id, ":m": modified_at}),
+                    }
+                },
+            ]
+        )
+
+    def put_upload(self, upload: PendingUpload) -> None:
+        """Records a presigned upload (replacing an earlier one for the same artifact: the newest POST counts)."""
+        item = {**_upload_key(upload.task_id, upload.artifact_id), **_to_item(dict(vars(upload)))}
+        self.client.put_item(TableName=self.name, Item=item)
+
+    def get_upload(self, task_id: str, artifact_id: str) -> PendingUpload | None:
+        key = _upload_key(task_id, artifact_id)
+        item = self.client.get_item(TableName=self.name, Key=key, ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        plain = _from_item(item)
+        fields = {k: plain[k] for k in PendingUpload.__dataclass_fields__}
+        fields.update(file_size=int(fields["file_size"]), expires_at=int(fields["expires_at"]))
+        return PendingUpload(**fields)
+
+    def _put_artifact(
+        self, record: ArtifactRecord, condition: str, values: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        plain = {k: v for k, v in vars(record).items() if v is not None}
+        put: dict[str, Any] = {
+            "TableName": self.name,
+            "Item": {**_artifact_key(record.task_id, record.artifact_id), **_to_item(plain)},
+            "ConditionExpression": condition,
+        }
+        if values:
+            put["ExpressionAttributeValues"] = _to_item(values)
+        return {"Put": put}
+
+    def _delete_artifact_item(self, record: ArtifactRecord) -> dict[str, Any]:
+        return {
+            "Delete": {
+                "TableName": self.name,
+                "Key": _artifact_key(record.task_id, record.artifact_id),
+                "ConditionExpression": "object_key = :k",
+                "ExpressionAttributeValues": _to_item({":k": record.object_key}),
+            }
+        }
+
     # -- counters ------------------------------------------------------------------------------------------------
 
-    def counters(self) -> dict[str, int]:
+    def counters(self) -> dict[str, int | float]:
+        """Task counts by status (ints) and the agent's spend: tokens_total, cost_usd_total (a float)."""
         item = self.client.get_item(TableName=self.name, Key=COUNTERS_KEY, ConsistentRead=True).get("Item") or {}
-        return {k: int(v) for k, v in _from_item(item).items() if k not in ("PK", "SK")}
+        return {k: int(v) if v % 1 == 0 else float(v) for k, v in _from_item(item).items() if k not in ("PK", "SK")}
 
     # -- helpers ---------------------------------------------------------------------------------------------------
 
@@ -324,10 +452,14 @@ class TaskTable:
         try:
             self.client.transact_write_items(TransactItems=items)
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "TransactionCanceledException":
+            error = exc.response["Error"]
+            if error["Code"] in ("TransactionCanceledException", "TransactionConflictException"):
+                # A failed condition, or another transaction on the same item at the same moment: both mean
+                # "someone else changed it first". Codes come in CancellationReasons, or only in the message.
                 reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-                if "ConditionalCheckFailed" in reasons:
-                    raise Conflict(str(reasons)) from exc
+                text = " ".join(str(r) for r in reasons) + " " + error.get("Message", "")
+                if "ConditionalCheckFailed" in text or "TransactionConflict" in text:
+                    raise Conflict(text.strip()) from exc
             raise
 
     def _index_query(self, status: str | None, created_after: str | None) -> dict[str, Any]:
@@ -356,6 +488,44 @@ class TaskTable:
             if "LastEvaluatedKey" not in page:
                 return
             request = request | {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+
+# -- artifacts: keys and item shapes ----------------------------------------------------------------------------
+
+
+def _artifact_key(task_id: str, artifact_id: str) -> dict[str, Any]:
+    return {"PK": {"S": f"TASK#{task_id}"}, "SK": {"S": f"ARTIFACT#{artifact_id}"}}
+
+
+def _upload_key(task_id: str, artifact_id: str) -> dict[str, Any]:
+    return {"PK": {"S": f"TASK#{task_id}"}, "SK": {"S": f"UPLOAD#{artifact_id}"}}
+
+
+def _summary_entry(record: ArtifactRecord) -> dict[str, Any]:
+    return {"i": record.artifact_id, "n": record.file_size, "t": record.created_at, "a": record.agent_created}
+
+
+def _artifact_summaries(summary: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The task item's summary as the API's artifact objects, oldest first."""
+    artifacts = [
+        {
+            "artifact_id": entry["i"],
+            "file_name": path.rsplit("/", 1)[-1],
+            "relative_path": path,
+            "file_size": int(entry["n"]),
+            "agent_created": bool(entry["a"]),
+            "created_at": entry["t"],
+        }
+        for path, entry in (summary or {}).items()
+    ]
+    return sorted(artifacts, key=lambda a: (a["created_at"], a["artifact_id"]))
+
+
+def _artifact_from_item(item: dict[str, Any]) -> ArtifactRecord:
+    plain = _from_item(item)
+    fields = {k: plain.get(k) for k in ArtifactRecord.__dataclass_fields__}
+    fields.update(file_size=int(fields["file_size"]), agent_created=bool(fields["agent_created"]))
+    return ArtifactRecord(**fields)
 
 
 @lru_cache(maxsize=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -30,6 +31,11 @@ class ToolContext:
     task_id: str
     step_id: str
     files: TaskFiles
+    # time.monotonic() by which the step must be done; long-running tools shorten their own limits to fit.
+    deadline: float | None = None
+
+    def seconds_left(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
 
 
 @dataclass

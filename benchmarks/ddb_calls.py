@@ -1,0 +1,204 @@
+"""DynamoDB calls per request of the Task API: each endpoint is invoked through its Lambda handler (Mangum, an
+API-Gateway-shaped event) on an in-process moto, and every call the handler makes is counted with botocore's
+events on the adapter's own client. Also prints the median latency of a request and of one DynamoDB call (on
+moto: the figures compare endpoints with each other, they do not predict AWS latency).
+
+Usage: python -m benchmarks.ddb_calls [--tasks 150] [--repeat 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from devserver.template import ROOT, Template
+
+API = "/ap/v1/agent"
+
+
+@dataclass
+class Recorder:
+    """DynamoDB operations and their durations, from before-call/after-call events."""
+
+    calls: list[str] = field(default_factory=list)
+    durations: list[float] = field(default_factory=list)
+    items: int = 0
+    _started: float = 0.0
+
+    def before(self, model: Any, **_: Any) -> None:
+        self.calls.append(model.name)
+        self._started = time.perf_counter()
+
+    def after(self, parsed: dict[str, Any] | None = None, **_: Any) -> None:
+        self.durations.append((time.perf_counter() - self._started) * 1000)
+        parsed = parsed or {}
+        self.items += int(parsed.get("ScannedCount", 1 if "Item" in parsed else 0))
+
+    def reset(self) -> None:
+        self.calls, self.durations, self.items = [], [], 0
+
+
+@dataclass
+class Row:
+    endpoint: str
+    calls: list[list[str]] = field(default_factory=list)
+    items: list[int] = field(default_factory=list)
+    latency_ms: list[float] = field(default_factory=list)
+    call_ms: list[float] = field(default_factory=list)
+
+    def line(self) -> str:
+        counts = sorted({len(c) for c in self.calls})
+        count = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+        ops = _summarise(max(self.calls, key=len))
+        per_call = f"{statistics.median(self.call_ms):.2f}" if self.call_ms else "-"
+        items = f"{statistics.median(self.items):.0f}"
+        latency = statistics.median(self.latency_ms)
+        return f"{self.endpoint:<40} {count:>5}  {ops:<38} {items:>6} {latency:>10.2f} {per_call:>8}"
+
+
+def _summarise(ops: list[str]) -> str:
+    """GetItem, Query, Query -> GetItem + 2x Query (in order of first use)."""
+    seen: dict[str, int] = {}
+    for op in ops:
+        seen[op] = seen.get(op, 0) + 1
+    return " + ".join(f"{n}x {op}" if n > 1 else op for op, n in seen.items()) or "(none)"
+
+
+class Invoker:
+    """Calls the function that owns a route, the way API Gateway would."""
+
+    def __init__(self, template: Template) -> None:
+        from devserver import apigw
+        from devserver.gateway import load_handler
+
+        self.apigw, self.routes = apigw, template.routes()
+        self.handlers = {r.function: load_handler(r) for r in self.routes}
+
+    def __call__(self, method: str, path: str, *, query: dict[str, Any] | None = None, body: bytes = b"") -> Any:
+        full = API + path
+        route, params = next(
+            (r, m.groupdict()) for r in self.routes if (m := r.pattern.match(full)) and r.method in (method, "ANY")
+        )
+        headers = {"content-type": "application/json", "content-length": str(len(body))} if body else {}
+        event = self.apigw.rest_event(
+            method=method,
+            path=full,
+            resource=route.path,
+            path_parameters=params,
+            query=urlencode(query or {}),
+            headers=headers,
+            body=body,
+        )
+        response = self.apigw.parse_response(self.handlers[route.function](event, self.apigw.LambdaContext()))
+        if response.status != 200:
+            raise RuntimeError(f"{method} {path} {query or ''}: {response.status} {response.body[:200]!r}")
+        return response.json()
+
+
+def _environment(template: Template) -> None:
+    sys.path.insert(0, str(ROOT / "layers" / "common"))
+    os.environ.pop("AWS_ENDPOINT_URL", None)  # moto in process, never a real or local endpoint
+    for key, value in {
+        **template.environment(),
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_SESSION_TOKEN": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+    }.items():
+        os.environ.setdefault(key, value)
+
+
+def run(tasks: int, repeat: int) -> list[Row]:
+    from moto import mock_aws
+
+    template = Template()
+    _environment(template)
+    from agent_core import aws
+    from agent_core.config import get_settings
+    from agent_core.storage import table as table_module
+    from agent_core.timeutil import now_iso
+    from devserver.resources import create_resources
+
+    aws.reset()
+    get_settings.cache_clear()
+    table_module.get_table.cache_clear()
+    with mock_aws():
+        create_resources(template)
+        call = Invoker(template)
+        recorder = Recorder()
+        client = aws.client("dynamodb")
+        client.meta.events.register("before-call.dynamodb.*", recorder.before)
+        client.meta.events.register("after-call.dynamodb.*", recorder.after)
+
+        # Given `tasks` tasks, a quarter of them running
+        seeded = [call("POST", "/tasks", body=b'{"input": "seed"}') for _ in range(tasks)]
+        table = table_module.get_table()
+        for task in seeded[::4]:
+            table.set_task_status(task["task_id"], old="created", new="running", modified_at=now_iso())
+        pivot = seeded[len(seeded) // 2]["created_at"]
+        deep = max(1, tasks // 10)
+        created: list[dict[str, Any]] = []
+
+        def create() -> None:
+            created.append(call("POST", "/tasks", body=b'{"input": "benchmark", "additional_input": {"k": 1}}'))
+
+        cases: list[tuple[str, Callable[[int], Any]]] = [
+            ("POST /tasks", lambda i: create()),
+            ("GET /tasks/{id}", lambda i: call("GET", f"/tasks/{seeded[i % tasks]['task_id']}")),
+            ("GET /tasks (page 1)", lambda i: call("GET", "/tasks")),
+            (f"GET /tasks?page={deep}&size=10 (deep)", lambda i: call("GET", "/tasks", query={"page": deep})),
+            ("GET /tasks?status=running", lambda i: call("GET", "/tasks", query={"status": "running"})),
+            ("GET /tasks?created_after=<median task>", lambda i: call("GET", "/tasks", query={"created_after": pivot})),
+            ("DELETE /tasks/{id}", lambda i: call("DELETE", f"/tasks/{created[i]['task_id']}")),
+        ]
+        rows = []
+        for name, request in cases:
+            row = Row(name)
+            for i in range(repeat):
+                recorder.reset()
+                started = time.perf_counter()
+                request(i)
+                row.latency_ms.append((time.perf_counter() - started) * 1000)
+                row.calls.append(recorder.calls)
+                row.items.append(recorder.items)
+                row.call_ms.extend(recorder.durations)
+            rows.append(row)
+        if "Scan" in {op for row in rows for ops in row.calls for op in ops}:
+            raise RuntimeError("a request path used Scan")
+    return rows
+
+
+def report(rows: list[Row], tasks: int, repeat: int) -> str:
+    header = f"{'endpoint':<40} {'calls':>5}  {'operations':<38} {'items':>6} {'request ms':>10} {'ms/call':>8}"
+    lines = [
+        f"DynamoDB calls per request: Task API handlers on moto, {tasks} tasks stored, {repeat} requests each",
+        header,
+        "-" * len(header),
+        *(row.line() for row in rows),
+        "calls: DynamoDB API calls of one request; items: items read (median; GetItem hits + Query ScannedCount);",
+        "request ms: median through the handler (Mangum + FastAPI + moto); ms/call: median of one DynamoDB call on",
+        "moto. No request path used Scan.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.ddb_calls", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=150, help="tasks stored before measuring (default 150)")
+    parser.add_argument("--repeat", type=int, default=20, help="requests per endpoint (default 20)")
+    args = parser.parse_args(argv)
+    table = report(run(args.tasks, args.repeat), args.tasks, args.repeat)
+    print(table)
+    return table
+
+
+if __name__ == "__main__":
+    main()

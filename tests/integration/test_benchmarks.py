@@ -1,0 +1,29 @@
+"""The benchmarks run (cheaply): they are not tests of speed, but they must keep working as the template grows."""
+
+from __future__ import annotations
+
+from benchmarks import cold_start, ddb_calls
+from devserver.template import ROOT, Template
+
+
+def test_cold_start_measures_every_function_of_the_template() -> None:
+    # Given the template's functions with Python code
+    expected = {n for n, p in Template().of_type("AWS::Serverless::Function").items() if p.get("Handler")}
+    targets = {t.name: t for t in cold_start.function_targets()}
+    assert set(targets) == expected and "TasksFunction" in targets
+    # Then each runs with its code and the layer on the path, and the template's environment
+    tasks = targets["TasksFunction"]
+    assert tasks.paths == [str(ROOT / "functions/tasks"), str(ROOT / "layers/common")]
+    assert tasks.env["TABLE_NAME"] == "AgentTable" and "AWS_ENDPOINT_URL" not in tasks.env
+    # And one sample in a fresh interpreter works
+    tasks.run()
+    assert tasks.import_ms[0] > 0 and tasks.modules > 100
+
+
+def test_ddb_calls_prints_a_row_per_endpoint(capsys) -> None:
+    table = ddb_calls.main(["--tasks", "12", "--repeat", "2"])
+    assert table in capsys.readouterr().out
+    rows = {line[:40].strip(): line[40:].split() for line in table.splitlines()[3:10]}
+    assert rows["POST /tasks"][:2] == ["1", "TransactWriteItems"]
+    assert rows["GET /tasks (page 1)"][:4] == ["2", "GetItem", "+", "Query"]
+    assert len(rows) == 7

@@ -1,0 +1,178 @@
+"""The Task API over HTTP, through the dev server's emulated API Gateway (the session's `live_server`), and the
+gateway's own answers: unknown routes, oversized requests and rate limiting, from template.yaml's GatewayResponses."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from agent_core.config import get_settings
+from devserver import apigw
+from devserver.gateway import Gateway
+from devserver.template import Template
+
+pytestmark = pytest.mark.http
+ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def _error(response: httpx.Response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert body["success"] is False and body["error"]["code"] == code
+    return dict(body["error"])
+
+
+def test_task_lifecycle_over_http(http: httpx.Client) -> None:
+    # Create
+    created = http.post("/tasks", json={"input": "分析销售数据", "additional_input": {"priority": "high"}})
+    assert created.status_code == 200
+    task = created.json()
+    assert task["status"] == "created" and task["artifacts"] == []
+    assert str(uuid.UUID(task["task_id"])) == task["task_id"]
+    assert ISO_Z.match(task["created_at"]) and ISO_Z.match(task["modified_at"])
+    # Get
+    assert http.get(f"/tasks/{task['task_id']}").json() == task
+    # List (only what was created since this task)
+    since = (datetime.fromisoformat(task["created_at"]) - timedelta(milliseconds=1)).isoformat()
+    listed = http.get("/tasks", params={"created_after": since}).json()
+    assert [t["task_id"] for t in listed["tasks"]] == [task["task_id"]]
+    # Delete, then it is gone
+    deleted = http.delete(f"/tasks/{task['task_id']}")
+    assert deleted.status_code == 200 and deleted.json()["success"] is True
+    _error(http.get(f"/tasks/{task['task_id']}"), 404, "TASK_NOT_FOUND")
+    _error(http.delete(f"/tasks/{task['task_id']}"), 404, "TASK_NOT_FOUND")
+
+
+def test_list_tasks_over_http_speaks_both_pagination_dialects(http: httpx.Client) -> None:
+    # Given three tasks created after a moment no other task shares
+    first = http.post("/tasks", json={"input": "p0"}).json()
+    for i in (1, 2):
+        http.post("/tasks", json={"input": f"p{i}"})
+    since = (datetime.fromisoformat(first["created_at"]) - timedelta(milliseconds=1)).isoformat()
+    # When page 2 of size 2 is asked for both ways
+    spec = http.get("/tasks", params={"created_after": since, "page": 2, "size": 2}).json()
+    agent_protocol = http.get("/tasks", params={"created_after": since, "current_page": 2, "page_size": 2}).json()
+    # Then both get the oldest task and the same pagination, under both sets of keys
+    assert [t["input"] for t in spec["tasks"]] == [t["input"] for t in agent_protocol["tasks"]] == ["p0"]
+    assert spec["pagination"] == agent_protocol["pagination"]
+    assert spec["pagination"] == {
+        "page": 2,
+        "size": 2,
+        "total": 3,
+        "pages": 2,
+        "current_page": 2,
+        "page_size": 2,
+        "total_items": 3,
+        "total_pages": 2,
+    }
+
+
+def test_list_tasks_over_http_page_past_the_end_is_empty(http: httpx.Client) -> None:
+    http.post("/tasks", json={"input": "at least one"})
+    body = http.get("/tasks", params={"page": 10_000, "size": 100}).json()
+    assert body["tasks"] == []
+    assert body["pagination"]["total"] >= 1 and body["pagination"]["page"] == 10_000
+
+
+@pytest.mark.parametrize("query", ["size=0", "size=101", "page=0", "page=abc", "status=bogus", "created_after=soon"])
+def test_list_tasks_over_http_bad_query_is_400(http: httpx.Client, query: str) -> None:
+    _error(http.get(f"/tasks?{query}"), 400, "INVALID_REQUEST")
+
+
+def test_create_task_over_http_malformed_json_is_400(http: httpx.Client) -> None:
+    response = http.post("/tasks", content=b"{not json", headers={"content-type": "application/json"})
+    assert _error(response, 400, "INVALID_REQUEST")["details"]["field"] == "body"
+
+
+def test_get_task_over_http_speaks_chinese_when_asked(http: httpx.Client) -> None:
+    response = http.get(f"/tasks/{uuid.uuid4()}", headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+    assert _error(response, 404, "TASK_NOT_FOUND")["message"] == "指定的任务不存在"
+
+
+def test_create_task_over_http_body_over_the_limit_is_413(http: httpx.Client) -> None:
+    response = http.post("/tasks", json={"input": "x" * (get_settings().max_json_body_bytes + 1)})
+    _error(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+def test_create_task_over_http_chunked_body_over_the_limit_is_413(http: httpx.Client) -> None:
+    # Given a body sent in chunks, without Content-Length
+    def chunks() -> Iterator[bytes]:
+        yield b'{"input": "x"'
+        for _ in range(5):
+            yield b" " * (get_settings().max_json_body_bytes // 4)
+        yield b"}"
+
+    response = http.post("/tasks", content=chunks(), headers={"content-type": "application/json"})
+    _error(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+def test_gateway_body_over_the_lambda_payload_limit_is_413(http: httpx.Client) -> None:
+    response = http.post("/tasks", content=b"x" * apigw.LAMBDA_PAYLOAD_LIMIT, headers={"content-type": "text/plain"})
+    _error(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/no-such-route"), ("GET", "/tasks/"), ("PUT", "/tasks"), ("PATCH", f"/tasks/{uuid.UUID(int=7)}")],
+)
+def test_gateway_unknown_route_is_404_envelope(http: httpx.Client, method: str, path: str) -> None:
+    # When no route of template.yaml matches
+    response = http.request(method, path)
+    # Then the gateway answers its MISSING_AUTHENTICATION_TOKEN response, in the spec's envelope
+    error = _error(response, 404, "INVALID_REQUEST")
+    assert error["details"]["method"] == method
+    assert error["details"]["path"] == f"/ap/v1/agent{path}"
+    assert uuid.UUID(error["details"]["request_id"])
+
+
+def test_gateway_unknown_route_outside_the_base_path_is_404_envelope(live_server: str) -> None:
+    response = httpx.get(live_server.split("/ap/v1/agent")[0] + "/")
+    _error(response, 404, "INVALID_REQUEST")
+
+
+# -- rate limiting: a gateway of our own with a small limit ------------------------------------------------------
+
+
+@pytest.fixture
+def limited_gateway(aws_mock: None) -> Iterator[Gateway]:
+    gateway = Gateway(Template(), rate_limit_per_minute=3)
+    yield gateway
+    gateway.pool.shutdown(wait=True)
+
+
+def test_gateway_over_the_rate_limit_is_429_with_retry_after(limited_gateway: Gateway) -> None:
+    client = TestClient(limited_gateway, base_url="http://testserver/ap/v1/agent", client=("198.51.100.7", 5000))
+    # Given the limit's three requests, all served
+    assert client.post("/tasks", json={"input": "one"}).status_code == 200
+    assert client.get("/tasks").status_code == 200
+    assert client.get(f"/tasks/{uuid.uuid4()}").status_code == 404
+    # When a fourth comes in the same minute
+    response = client.get("/tasks")
+    # Then the gateway's THROTTLED response answers it, and says when to retry
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "60"
+    assert response.json()["success"] is False
+    assert response.json()["error"]["code"] == "RATE_LIMITED"
+
+
+def test_gateway_rate_limit_is_per_client(limited_gateway: Gateway) -> None:
+    busy = TestClient(limited_gateway, base_url="http://testserver/ap/v1/agent", client=("198.51.100.7", 5000))
+    other = TestClient(limited_gateway, base_url="http://testserver/ap/v1/agent", client=("198.51.100.8", 5000))
+    for _ in range(3):
+        busy.get("/tasks")
+    assert busy.get("/tasks").status_code == 429
+    assert other.get("/tasks").status_code == 200
+
+
+def test_gateway_rate_limit_counts_refused_requests_too(limited_gateway: Gateway) -> None:
+    client = TestClient(limited_gateway, base_url="http://testserver/ap/v1/agent", client=("198.51.100.9", 5000))
+    for _ in range(3):
+        assert client.get("/no-such-route").status_code == 404
+    assert client.get("/tasks").status_code == 429
