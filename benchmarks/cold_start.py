@@ -89,14 +89,20 @@ class Target:
         self.modules = result["modules"]
 
     def packages(self) -> Counter[str]:
-        """Import self time (ms) by top-level package, from one run under `python -X importtime`."""
+        """Import self time (ms) by top-level package, from one run under `python -X importtime`. A standard
+        library module counts for the package that imported it (multiprocessing for s3transfer, say)."""
+        lines = [x for x in self._probe("-X", "importtime").stderr.splitlines() if x.startswith("import time:")]
+        module = self.handler.rsplit(".", 1)[0]
         spent: Counter[str] = Counter()
-        for line in self._probe("-X", "importtime").stderr.splitlines():
-            if not line.startswith("import time:") or "|" not in line:
-                continue
-            own, _, name = (part.strip() for part in line.removeprefix("import time:").split("|"))
-            if own.isdigit():
-                spent[name.split(".")[0]] += int(own) / 1000
+        stack: list[str] = []  # top-level names from the root import down to the current one
+        for line in reversed(lines):  # the output is post-order: reversed, a parent comes before its children
+            own, _, name = line.removeprefix("import time:").split("|")
+            if not own.strip().isdigit():
+                continue  # the header
+            depth = (len(name) - len(name.lstrip()) - 1) // 2
+            stack = [*stack[:depth], name.strip().split(".")[0]]
+            owner = next((n for n in reversed(stack) if n not in sys.stdlib_module_names and n != module), "stdlib")
+            spent[owner] += int(own) / 1000
         return spent
 
 
@@ -197,7 +203,10 @@ def report(targets: list[Target], runs: int) -> str:
 def breakdown(targets: list[Target], runs: int = 3, top: int = 6) -> str:
     """Where each target's import time goes: self time by top-level package, median of a few runs."""
     name_w = max(len(t.name) for t in targets)
-    lines = [f"Where it goes (python -X importtime, median of {runs} runs: self ms by top-level package, top {top})"]
+    lines = [
+        f"Where it goes (python -X importtime, median of {runs} runs): ms by top-level package, with the standard "
+        f"library modules it imports; top {top}"
+    ]
     for target in targets:
         samples = [target.packages() for _ in range(runs)]
         spent = Counter({name: statistics.median(s.get(name, 0.0) for s in samples) for name in set().union(*samples)})

@@ -164,7 +164,7 @@ def _turn(
 ) -> StepOutcome:
     started = time.monotonic()
     task = state.task
-    listed = files.list()
+    listed = [dict(a) for a in task.artifacts]  # the task item carries its files' summaries: no second read
     messages = build_messages(
         task=task, history=history, step=step, model=model, images=image_parts(task, listed, files.read)
     )
