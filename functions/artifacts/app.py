@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import RedirectResponse
 
 from agent_core import API_PREFIX, artifacts
-from agent_core.api import create_app, lambda_handler, page_query
+from agent_core.api import Lang, create_app, lambda_handler, page_query
 from agent_core.config import get_settings
 from agent_core.errors import InvalidRequest, UploadTooLarge
 from agent_core.models import (
@@ -80,9 +80,9 @@ def download_artifact(
 
 
 @router.delete("/tasks/{task_id}/artifacts/{artifact_id}")
-def delete_artifact(task_id: TaskId, artifact_id: ArtifactId) -> Deleted:
+def delete_artifact(task_id: TaskId, artifact_id: ArtifactId, lang: Lang) -> Deleted:
     artifacts.delete_artifact(task_id=str(task_id), artifact_id=str(artifact_id))
-    return Deleted(message="File deleted")
+    return Deleted.of("artifact", lang)
 
 
 def body_limit(content_type: str) -> int:

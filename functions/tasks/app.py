@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from agent_core import API_PREFIX, tasks
-from agent_core.api import TaskPage, create_app, lambda_handler
+from agent_core.api import Lang, TaskPage, create_app, lambda_handler
 from agent_core.models import Deleted, Task, TaskId, TaskList, TaskRequestBody, TaskStatus
 
 router = APIRouter(prefix=API_PREFIX)
@@ -34,9 +34,9 @@ def get_task(task_id: TaskId) -> Task:
 
 
 @router.delete("/tasks/{task_id}")
-def delete_task(task_id: TaskId) -> Deleted:
+def delete_task(task_id: TaskId, lang: Lang) -> Deleted:
     tasks.delete_task(str(task_id))
-    return Deleted(message="Task deleted")
+    return Deleted.of("task", lang)
 
 
 app = create_app(router, title="tasks")

@@ -306,7 +306,7 @@ def test_delete_removes_record_summary_and_object(api, task_id, upload) -> None:
 
     response = api("DELETE", f"/tasks/{task_id}/artifacts/{gone['artifact_id']}")
 
-    assert response.status == 200 and response.json() == {"success": True, "message": "File deleted"}
+    assert response.status == 200 and response.json() == {"success": True, "message": "File deleted successfully"}
     assert api("GET", f"/tasks/{task_id}").json()["artifacts"] == [keep]
     assert api("GET", f"/tasks/{task_id}/artifacts/{gone['artifact_id']}").status == 404
     assert list(objects(task_id).values()) == [b"keep"]

@@ -176,3 +176,9 @@ def test_gateway_rate_limit_counts_refused_requests_too(limited_gateway: Gateway
     for _ in range(3):
         assert client.get("/no-such-route").status_code == 404
     assert client.get("/tasks").status_code == 429
+
+
+def test_delete_answers_in_the_callers_language(http) -> None:
+    task_id = http.post("/tasks", json={"input": "bye"}).json()["task_id"]
+    response = http.delete(f"/tasks/{task_id}", headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+    assert response.json() == {"success": True, "message": "任务已成功删除"}

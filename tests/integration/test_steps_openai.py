@@ -227,7 +227,9 @@ def test_spent_budget_refuses_new_steps(api, model_api, monkeypatch: pytest.Monk
 
     error = refused.json()["error"]
     assert refused.status == 429 and error["code"] == "INSUFFICIENT_RESOURCES"
-    assert error["details"]["budget_usd"] == 0.0001 and error["details"]["spent_usd"] == pytest.approx(0.15 + 100 * 0.60 / 1e6)
+    assert error["details"]["budget_usd"] == 0.0001 and error["details"]["spent_usd"] == pytest.approx(
+        0.15 + 100 * 0.60 / 1e6
+    )
     assert model_api.call_count == 1
 
 

@@ -94,3 +94,9 @@ def test_deleted_is_always_success() -> None:
     assert Deleted(message="Task deleted").model_dump() == {"success": True, "message": "Task deleted"}
     with pytest.raises(ValidationError):
         Deleted(success=False, message="no")  # type: ignore[arg-type]
+
+
+def test_deleted_message_follows_the_language() -> None:
+    assert Deleted.of("task", "zh").message == "任务已成功删除"
+    assert Deleted.of("artifact", "zh").message == "文件已成功删除"
+    assert Deleted.of("task", "en").message == "Task deleted successfully"

@@ -41,6 +41,14 @@ def language(accept_language: str | None) -> str:
     return best
 
 
+def request_language(request: Request) -> str:
+    return language(request.headers.get("accept-language"))
+
+
+# The caller's language for success messages, as a route parameter.
+Lang = Annotated[str, Depends(request_language)]
+
+
 def request_id(scope: Scope) -> str:
     context = scope.get("aws.context")
     return getattr(context, "aws_request_id", None) or str(uuid.uuid4())

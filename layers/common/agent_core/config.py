@@ -77,7 +77,7 @@ def get_settings() -> Settings:
     return Settings(
         table_name=os.environ.get("TABLE_NAME", "agent-table"),
         bucket_name=os.environ.get("BUCKET_NAME", "agent-artifacts"),
-        max_json_body_bytes=_int("MAX_JSON_BODY_BYTES", 256 * 1024),
+        max_json_body_bytes=_int("MAX_JSON_BODY_BYTES", 512 * 1024),
         max_input_chars=_int("MAX_INPUT_CHARS", 65_536),
         max_additional_input_bytes=_int("MAX_ADDITIONAL_INPUT_BYTES", 65_536),
         max_page_size=100,

@@ -91,9 +91,21 @@ class TaskList(BaseModel):
     pagination: Pagination
 
 
+_DELETED = {
+    "task": ("Task deleted successfully", "任务已成功删除"),
+    "artifact": ("File deleted successfully", "文件已成功删除"),
+}
+
+
 class Deleted(BaseModel):
     success: Literal[True] = True
     message: str
+
+    @classmethod
+    def of(cls, what: Literal["task", "artifact"], lang: str) -> Deleted:
+        """The spec's success message in the caller's language."""
+        en, zh = _DELETED[what]
+        return cls(message=zh if lang == "zh" else en)
 
 
 # -- artifacts -------------------------------------------------------------------------------------------------------

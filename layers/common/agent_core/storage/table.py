@@ -11,8 +11,8 @@ Layout:
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from collections.abc import Iterator
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -76,8 +76,11 @@ def _step_item(step: StepRecord) -> dict[str, Any]:
     plain = {k: v for k, v in vars(step).items() if v is not None}
     for key in _JSON_FIELDS:  # JSON text: floats and empty keys are legal there
         plain[key] = _json(plain.get(key) or ({} if key.startswith("additional") else []))
-    return {"PK": {"S": f"TASK#{step.task_id}"}, "SK": {"S": _step_sk(step.seq)},
-            **_to_item({**plain, "REF": f"STEP#{step.step_id}"})}
+    return {
+        "PK": {"S": f"TASK#{step.task_id}"},
+        "SK": {"S": _step_sk(step.seq)},
+        **_to_item({**plain, "REF": f"STEP#{step.step_id}"}),
+    }
 
 
 def _step_from_item(item: dict[str, Any]) -> StepRecord:
@@ -93,8 +96,11 @@ def _step_from_item(item: dict[str, Any]) -> StepRecord:
 def _state_from_item(item: dict[str, Any]) -> TaskState:
     plain = _from_item(item)
     return TaskState(
-        task=_task_from_item(item), step_count=int(plain.get("step_count", 0)), lease_id=plain.get("lease_id"),
-        lease_until=int(plain.get("lease_until", 0)), tokens_total=int(plain.get("tokens_total", 0)),
+        task=_task_from_item(item),
+        step_count=int(plain.get("step_count", 0)),
+        lease_id=plain.get("lease_id"),
+        lease_until=int(plain.get("lease_until", 0)),
+        tokens_total=int(plain.get("tokens_total", 0)),
         cost_usd=float(plain.get("cost_usd", 0)),
     )
 
@@ -225,7 +231,8 @@ class TaskTable:
         """The task item and all its steps in one Query (SK from STEP# up to TASK covers exactly those)."""
         state, steps = None, []
         request = {
-            "TableName": self.name, "ConsistentRead": True,
+            "TableName": self.name,
+            "ConsistentRead": True,
             "KeyConditionExpression": "PK = :pk AND SK BETWEEN :first AND :task",
             "ExpressionAttributeValues": _to_item({":pk": f"TASK#{task_id}", ":first": "STEP#", ":task": "TASK"}),
         }
@@ -242,50 +249,80 @@ class TaskTable:
         another step holds an unexpired lease, or the task changed since `state` was read."""
         old = state.task.status
         values = {
-            ":lease": lease_id, ":until": lease_until, ":now": now, ":seq": step.seq, ":prev": state.step_count,
-            ":running": "running", ":old": old, ":gsi": "TASKS#running", ":m": step.created_at,
+            ":lease": lease_id,
+            ":until": lease_until,
+            ":now": now,
+            ":seq": step.seq,
+            ":prev": state.step_count,
+            ":running": "running",
+            ":old": old,
+            ":gsi": "TASKS#running",
+            ":m": step.created_at,
         }
         items = [
-            {"Update": {
-                "TableName": self.name, "Key": task_key(state.task.task_id),
-                "UpdateExpression": "SET lease_id = :lease, lease_until = :until, step_count = :seq, #s = :running, "
-                                    "GSI2PK = :gsi, modified_at = :m",
-                "ConditionExpression": "attribute_exists(PK) AND #s = :old "
-                                       "AND (attribute_not_exists(lease_until) OR lease_until < :now) "
-                                       "AND (attribute_not_exists(step_count) OR step_count = :prev)",
-                "ExpressionAttributeNames": {"#s": "status"},
-                "ExpressionAttributeValues": _to_item(values),
-            }},
-            {"Put": {"TableName": self.name, "Item": _step_item(step), "ConditionExpression": "attribute_not_exists(PK)"}},
+            {
+                "Update": {
+                    "TableName": self.name,
+                    "Key": task_key(state.task.task_id),
+                    "UpdateExpression": "SET lease_id = :lease, lease_until = :until, step_count = :seq, "
+                    "#s = :running, GSI2PK = :gsi, modified_at = :m",
+                    "ConditionExpression": "attribute_exists(PK) AND #s = :old "
+                    "AND (attribute_not_exists(lease_until) OR lease_until < :now) "
+                    "AND (attribute_not_exists(step_count) OR step_count = :prev)",
+                    "ExpressionAttributeNames": {"#s": "status"},
+                    "ExpressionAttributeValues": _to_item(values),
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self.name,
+                    "Item": _step_item(step),
+                    "ConditionExpression": "attribute_not_exists(PK)",
+                }
+            },
         ]
         if old != "running":
             items.append(self._count({f"tasks_{old}": -1, "tasks_running": 1}))
         self._transact(items)
 
-    def finish_step(self, step: StepRecord, *, lease_id: str, old_status: str, new_status: str,
-                    tokens: int, cost_usd: float) -> None:
+    def finish_step(
+        self, step: StepRecord, *, lease_id: str, old_status: str, new_status: str, tokens: int, cost_usd: float
+    ) -> None:
         """Stores the finished step, releases the lease and adds the spend to the task and the agent, together."""
-        values = {":lease": lease_id, ":new": new_status, ":gsi": f"TASKS#{new_status}", ":m": step.modified_at,
-                  ":t": tokens, ":c": _decimal(cost_usd)}
+        values = {
+            ":lease": lease_id,
+            ":new": new_status,
+            ":gsi": f"TASKS#{new_status}",
+            ":m": step.modified_at,
+            ":t": tokens,
+            ":c": _decimal(cost_usd),
+        }
         deltas: dict[str, Any] = {"tokens_total": tokens, "cost_usd_total": _decimal(cost_usd)}
         if new_status != old_status:
             deltas.update({f"tasks_{old_status}": -1, f"tasks_{new_status}": 1})
-        self._transact([
-            {"Put": {"TableName": self.name, "Item": _step_item(step)}},
-            {"Update": {
-                "TableName": self.name, "Key": task_key(step.task_id),
-                "UpdateExpression": "SET #s = :new, GSI2PK = :gsi, modified_at = :m REMOVE lease_id, lease_until "
-                                    "ADD tokens_total :t, cost_usd :c",
-                "ConditionExpression": "lease_id = :lease",
-                "ExpressionAttributeNames": {"#s": "status"},
-                "ExpressionAttributeValues": _to_item(values),
-            }},
-            self._count(deltas),
-        ])
+        self._transact(
+            [
+                {"Put": {"TableName": self.name, "Item": _step_item(step)}},
+                {
+                    "Update": {
+                        "TableName": self.name,
+                        "Key": task_key(step.task_id),
+                        "UpdateExpression": "SET #s = :new, GSI2PK = :gsi, modified_at = :m "
+                        "REMOVE lease_id, lease_until ADD tokens_total :t, cost_usd :c",
+                        "ConditionExpression": "lease_id = :lease",
+                        "ExpressionAttributeNames": {"#s": "status"},
+                        "ExpressionAttributeValues": _to_item(values),
+                    }
+                },
+                self._count(deltas),
+            ]
+        )
 
     def get_step(self, task_id: str, step_id: str) -> StepRecord | None:
         items = self.client.query(
-            TableName=self.name, IndexName=BY_REF, KeyConditionExpression="PK = :pk AND REF = :ref",
+            TableName=self.name,
+            IndexName=BY_REF,
+            KeyConditionExpression="PK = :pk AND REF = :ref",
             ExpressionAttributeValues=_to_item({":pk": f"TASK#{task_id}", ":ref": f"STEP#{step_id}"}),
         )["Items"]
         return _step_from_item(items[0]) if items else None
@@ -293,9 +330,12 @@ class TaskTable:
     def steps_between(self, task_id: str, first: int, last: int) -> list[StepRecord]:
         """Steps first..last (sequence numbers, inclusive), oldest first: one page is one Query."""
         request = {
-            "TableName": self.name, "ConsistentRead": True,
+            "TableName": self.name,
+            "ConsistentRead": True,
             "KeyConditionExpression": "PK = :pk AND SK BETWEEN :a AND :b",
-            "ExpressionAttributeValues": _to_item({":pk": f"TASK#{task_id}", ":a": _step_sk(first), ":b": _step_sk(last)}),
+            "ExpressionAttributeValues": _to_item(
+                {":pk": f"TASK#{task_id}", ":a": _step_sk(first), ":b": _step_sk(last)}
+            ),
         }
         return [_step_from_item(item) for page in self._pages(request) for item in page["Items"]]
 
