@@ -67,7 +67,10 @@ def test_step_lookups_answer_404_in_the_envelope(http) -> None:
     unknown_step = http.get(f"/tasks/{task_id}/steps/{uuid.uuid4()}")
     unknown_task = http.post(f"/tasks/{uuid.uuid4()}/steps", json={"input": "x"})
     bad_body = http.post(f"/tasks/{task_id}/steps", json={"input": 5})
+    huge = http.post(f"/tasks/{task_id}/steps", json={"input": "x" * 70_000})
 
     assert unknown_step.status_code == 404 and unknown_step.json()["error"]["code"] == "STEP_NOT_FOUND"
     assert unknown_task.status_code == 404 and unknown_task.json()["error"]["code"] == "TASK_NOT_FOUND"
     assert bad_body.status_code == 400 and bad_body.json()["error"]["details"]["field"] == "input"
+    assert huge.status_code == 400 and "limit is 65536" in huge.json()["error"]["details"]["reason"]
+    assert http.get(f"/tasks/{task_id}/steps").json()["pagination"]["total"] == 0  # refused steps leave nothing

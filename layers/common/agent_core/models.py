@@ -22,15 +22,16 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class TaskRequestBody(_Request):
-    input: str = Field(min_length=1, description="What the agent should do")
+class _InputBody(_Request):
+    """`input` within the configured length, `additional_input` an object (null taken as empty)."""
+
     additional_input: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("input")
+    @field_validator("input", check_fields=False)
     @classmethod
-    def _input_fits(cls, value: str) -> str:
+    def _input_fits(cls, value: str | None) -> str | None:
         limit = get_settings().max_input_chars
-        if len(value) > limit:
+        if value is not None and len(value) > limit:
             raise ValueError(f"input is {len(value)} characters; the limit is {limit}")
         return value
 
@@ -38,6 +39,10 @@ class TaskRequestBody(_Request):
     @classmethod
     def _none_is_empty(cls, value: Any) -> Any:
         return {} if value is None else value
+
+
+class TaskRequestBody(_InputBody):
+    input: str = Field(min_length=1, description="What the agent should do")
 
 
 class Artifact(BaseModel):
@@ -161,24 +166,10 @@ StepStatus = Literal["created", "running", "completed"]
 StepId = Annotated[UUID, Field(description="A step's id (UUID)")]
 
 
-class StepRequestBody(_Request):
+class StepRequestBody(_InputBody):
     """Both fields optional: an empty body means "continue"."""
 
     input: str | None = Field(default=None, description="What the user adds for this step")
-    additional_input: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("input")
-    @classmethod
-    def _input_fits(cls, value: str | None) -> str | None:
-        limit = get_settings().max_input_chars
-        if value is not None and len(value) > limit:
-            raise ValueError(f"input is {len(value)} characters; the limit is {limit}")
-        return value
-
-    @field_validator("additional_input", mode="before")
-    @classmethod
-    def _none_is_empty(cls, value: Any) -> Any:
-        return {} if value is None else value
 
 
 class Step(BaseModel):
