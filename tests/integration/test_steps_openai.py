@@ -6,6 +6,7 @@ import asyncio
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,8 +14,12 @@ from typing import Any
 
 import pytest
 
+from agent_core import aws
 from agent_core.agent import llm
 from agent_core.config import get_settings
+from agent_core.storage.records import StepRecord
+from agent_core.storage.table import get_table
+from agent_core.timeutil import now_iso
 
 PNG_1x1 = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -80,6 +85,7 @@ class FakeModelAPI:
     def __init__(self) -> None:
         self.side_effect: list[Reply] | Callable[[dict[str, Any]], Reply] = []
         self.requests: list[dict[str, Any]] = []
+        self.keys: list[str] = []  # the bearer key of each request
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -89,6 +95,7 @@ class FakeModelAPI:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
                 outer.requests.append(body)
+                outer.keys.append(self.headers.get("Authorization", "").removeprefix("Bearer "))
                 effect = outer.side_effect
                 reply = effect(body) if callable(effect) else effect.pop(0)
                 time.sleep(reply.delay_s)
@@ -307,3 +314,67 @@ def _multipart(name: str, data: bytes) -> bytes:
         + data
         + f"\r\n--{BOUNDARY}--\r\n".encode()
     )
+
+
+def test_deployed_key_comes_from_ssm_parameter(api, model_api, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given no key in the environment, only the name of a SecureString parameter that holds it
+    aws.client("ssm").put_parameter(Name="/agent-api/openai-api-key", Value="sk-from-ssm", Type="SecureString")
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.setenv("OPENAI_API_KEY_PARAMETER", "/agent-api/openai-api-key")
+    get_settings.cache_clear()
+    model_api.side_effect = [completion({"content": "hello"})]
+
+    response = api("POST", f"/tasks/{new_task(api)}/steps")
+
+    assert response.status == 200 and model_api.keys == ["sk-from-ssm"]
+
+
+def test_step_left_running_by_a_dead_invocation_is_closed_by_the_next(api, model_api) -> None:
+    # Given a step whose invocation died: running, under a lease that has expired
+    task_id = new_task(api)
+    state, _ = get_table().load_task_with_steps(task_id)
+    dead = StepRecord(
+        task_id=task_id,
+        step_id=str(uuid.uuid4()),
+        seq=1,
+        name="step",
+        status="running",
+        input="lost?",
+        additional_input={},
+        created_at=now_iso(),
+        modified_at=now_iso(),
+    )
+    get_table().start_step(state, dead, lease_id="dead", lease_until=int(time.time()) - 1, now=int(time.time()))
+    model_api.side_effect = [completion({"content": "resumed"})]
+
+    # When the next step is posted
+    response = api("POST", f"/tasks/{task_id}/steps")
+
+    # Then it runs, and the dead step is closed with the reason, its input kept
+    assert response.status == 200 and response.json()["output"] == "resumed"
+    closed = api("GET", f"/tasks/{task_id}/steps/{dead.step_id}").json()
+    assert closed["status"] == "completed" and closed["input"] == "lost?"
+    assert closed["additional_output"]["error"]["type"] == "Interrupted"
+
+
+def test_task_deleted_while_its_step_runs_answers_404(api, model_api) -> None:
+    release = threading.Event()
+    model_api.side_effect = lambda body: (release.wait(5), completion({"content": "too late"}))[1]
+    task_id = new_task(api)
+    result: list[Any] = []
+
+    def post() -> None:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        result.append(api("POST", f"/tasks/{task_id}/steps"))
+
+    worker = threading.Thread(target=post)
+    worker.start()
+    while not model_api.requests:
+        time.sleep(0.01)
+    assert api("DELETE", f"/tasks/{task_id}").status == 200
+    release.set()
+    worker.join()
+
+    assert result[0].status == 404 and result[0].json()["error"]["code"] == "TASK_NOT_FOUND"
+    state, steps = get_table().load_task_with_steps(task_id)
+    assert state is None and steps == []  # nothing was written back under the deleted task

@@ -68,6 +68,13 @@ def _storable(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _interrupted(step: StepRecord) -> StepRecord:
+    step.status, step.modified_at = "completed", now_iso()
+    step.output = (step.output or "") + "\nThe step was interrupted (its invocation ended before it finished)."
+    step.additional_output = {**step.additional_output, "error": {"code": "INTERNAL_ERROR", "type": "Interrupted"}}
+    return step
+
+
 def _start(
     task_id: str, input: str | None, additional_input: dict[str, Any]
 ) -> tuple[TaskState, list[StepRecord], StepRecord, str, str]:
@@ -95,14 +102,23 @@ def _start(
         modified_at=created,
     )
     lease_id = str(uuid.uuid4())
+    # A step still "running" under an expired lease died with its invocation: it is closed in the same write.
+    stale = [_interrupted(s) for s in history if s.status == "running"]
     try:
-        table.start_step(state, step, lease_id=lease_id, lease_until=now + get_settings().step_lease_s, now=now)
+        table.start_step(
+            state, step, lease_id=lease_id, lease_until=now + get_settings().step_lease_s, now=now, stale=stale
+        )
     except Conflict as exc:  # another request took the task between our read and our write
         raise TaskAlreadyRunning(task_id=task_id) from exc
     return state, history, step, lease_id, model
 
 
 _NO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+
+
+def _record_failure(step: StepRecord, *, name: str, output: str, model: str, error: dict[str, Any]) -> None:
+    step.name, step.output = name, output
+    step.additional_output = {"model": model, "usage": _NO_USAGE, "cost_usd": 0.0, "tool_calls": [], "error": error}
 
 
 def execute_step(task_id: str, *, input: str | None, additional_input: dict[str, Any]) -> Step:
@@ -125,35 +141,37 @@ def execute_step(task_id: str, *, input: str | None, additional_input: dict[str,
         new_status = "completed" if step.is_last else "running"
     except OpenAIAPIError as exc:  # stored with the error; the task stays usable for the next step
         failure = exc
-        step.name, step.output = "model_error", f"The model API failed: {exc.details.get('reason', exc)}"
-        step.additional_output = {
-            "model": model,
-            "usage": usage,
-            "cost_usd": 0.0,
-            "tool_calls": [],
-            "error": {"code": exc.code, **exc.details},
-        }
+        _record_failure(
+            step,
+            name="model_error",
+            output=f"The model API failed: {exc.details.get('reason', exc)}",
+            model=model,
+            error={"code": exc.code, **exc.details},
+        )
     except Exception as exc:  # stored too, and the task is failed: nothing the user sent is lost
-        failure = exc
-        new_status = "failed"
-        step.name, step.output = "internal_error", "The step failed on an internal error."
-        step.additional_output = {
-            "model": model,
-            "usage": usage,
-            "cost_usd": 0.0,
-            "tool_calls": [],
-            "error": {"code": "INTERNAL_ERROR", "type": type(exc).__name__},
-        }
+        failure, new_status = exc, "failed"
+        _record_failure(
+            step,
+            name="internal_error",
+            output="The step failed on an internal error.",
+            model=model,
+            error={"code": "INTERNAL_ERROR", "type": type(exc).__name__},
+        )
     step.status, step.modified_at = "completed", now_iso()
     step.artifacts = list(files.written.values())
-    get_table().finish_step(
-        step,
-        lease_id=lease_id,
-        old_status="running",
-        new_status=new_status,
-        tokens=usage["total_tokens"],
-        cost_usd=cost,
-    )
+    try:
+        get_table().finish_step(
+            step,
+            lease_id=lease_id,
+            old_status="running",
+            new_status=new_status,
+            tokens=usage["total_tokens"],
+            cost_usd=cost,
+        )
+    except Conflict as exc:  # the task was deleted meanwhile, or our lease expired and another step took it
+        if get_table().get_task_state(task_id) is None:
+            raise TaskNotFound("the task was deleted while the step ran", task_id=task_id) from exc
+        raise TaskAlreadyRunning("the step outlived its lease; another step has the task", task_id=task_id) from exc
     if failure is not None:
         raise failure
     return _public(step)

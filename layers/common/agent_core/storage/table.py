@@ -244,9 +244,19 @@ class TaskTable:
                     steps.append(_step_from_item(item))
         return state, steps
 
-    def start_step(self, state: TaskState, step: StepRecord, *, lease_id: str, lease_until: int, now: int) -> None:
+    def start_step(
+        self,
+        state: TaskState,
+        step: StepRecord,
+        *,
+        lease_id: str,
+        lease_until: int,
+        now: int,
+        stale: list[StepRecord] | None = None,
+    ) -> None:
         """Takes the task's lease, counts the step and stores it as running, in one transaction. Conflict when
-        another step holds an unexpired lease, or the task changed since `state` was read."""
+        another step holds an unexpired lease, or the task changed since `state` was read. `stale` steps (left
+        running by an invocation that died) are stored closed in the same transaction."""
         old = state.task.status
         values = {
             ":lease": lease_id,
@@ -281,6 +291,7 @@ class TaskTable:
                 }
             },
         ]
+        items += [{"Put": {"TableName": self.name, "Item": _step_item(s)}} for s in stale or []]
         if old != "running":
             items.append(self._count({f"tasks_{old}": -1, "tasks_running": 1}))
         self._transact(items)
