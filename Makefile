@@ -50,6 +50,7 @@ bench: $(VENV)/.installed
 	$(PY) -m benchmarks.cold_start
 	$(PY) -m benchmarks.ddb_calls
 	$(PY) -m benchmarks.artifacts
+	$(PY) -m benchmarks.steps
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .ruff_cache
