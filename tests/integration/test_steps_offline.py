@@ -74,3 +74,15 @@ def test_step_lookups_answer_404_in_the_envelope(http) -> None:
     assert bad_body.status_code == 400 and bad_body.json()["error"]["details"]["field"] == "input"
     assert huge.status_code == 400 and "limit is 65536" in huge.json()["error"]["details"]["reason"]
     assert http.get(f"/tasks/{task_id}/steps").json()["pagination"]["total"] == 0  # refused steps leave nothing
+
+
+def test_create_task_refuses_agent_options_it_cannot_honour(http) -> None:
+    bad_model = http.post("/tasks", json={"input": "x", "additional_input": {"model": "gpt-2"}})
+    bad_images = http.post("/tasks", json={"input": "x", "additional_input": {"images": ["file:///etc/passwd"]}})
+    good = http.post(
+        "/tasks", json={"input": "x", "additional_input": {"model": "gpt-4o", "images": ["https://a/b.png"]}}
+    )
+
+    assert bad_model.status_code == 400 and bad_model.json()["error"]["details"]["field"] == "additional_input.model"
+    assert bad_images.status_code == 400 and bad_images.json()["error"]["details"]["field"] == "additional_input.images"
+    assert good.status_code == 200

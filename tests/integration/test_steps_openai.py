@@ -246,8 +246,11 @@ def test_task_picks_an_allowed_model_and_is_refused_others(api, model_api) -> No
     assert api("POST", f"/tasks/{chosen}/steps").status == 200
     assert sent(model_api)["model"] == "gpt-3.5-turbo"
 
-    refused = api("POST", f"/tasks/{new_task(api, model='not-a-model')}/steps")
-    assert refused.status == 400 and refused.json()["error"]["details"]["field"] == "additional_input.model"
+    at_create = api("POST", "/tasks", json_body={"input": "x", "additional_input": {"model": "not-a-model"}})
+    at_step = api("POST", f"/tasks/{chosen}/steps", json_body={"additional_input": {"model": "not-a-model"}})
+    for refused in (at_create, at_step):
+        assert refused.status == 400 and refused.json()["error"]["details"]["field"] == "additional_input.model"
+    assert model_api.call_count == 1
 
 
 @pytest.mark.parametrize(("model", "sees_images"), [("gpt-4o", True), ("gpt-3.5-turbo", False)])

@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from .agent import catalog
 from .config import get_settings
 from .errors import Conflict, InvalidRequest, TaskAlreadyRunning, TaskNotFound
 from .models import Artifact, Pagination, Task, TaskList
@@ -36,6 +37,7 @@ def create_task(*, input: str, additional_input: dict[str, Any]) -> Task:
         raise InvalidRequest(
             f"additional_input is {size} bytes of JSON; the limit is {limit}", field="additional_input"
         )
+    catalog.check_agent_options(additional_input)  # a bad model or image list fails now, not at the first step
     now = now_iso()
     record = TaskRecord(
         task_id=str(uuid.uuid4()),

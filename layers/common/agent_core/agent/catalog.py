@@ -57,3 +57,24 @@ def choose_model(additional_input: dict[str, Any] | None) -> str:
             allowed=list(settings.openai_allowed_models),
         )
     return wanted
+
+
+MAX_IMAGE_URLS = 10
+
+
+def check_agent_options(additional_input: dict[str, Any]) -> None:
+    """The options the agent reads from a task's additional_input: `model` (allowed) and `images` (URLs)."""
+    choose_model(additional_input)
+    images = additional_input.get("images")
+    if images is None:
+        return
+    ok = (
+        isinstance(images, list)
+        and len(images) <= MAX_IMAGE_URLS
+        and all(isinstance(u, str) and u.startswith(("https://", "http://", "data:image/")) for u in images)
+    )
+    if not ok:
+        raise InvalidRequest(
+            f"images must be a list of at most {MAX_IMAGE_URLS} http(s) or data:image/ URLs",
+            field="additional_input.images",
+        )
