@@ -3,7 +3,9 @@
 Layout:
   task      PK=TASK#<id>  SK=TASK        GSI1 (all tasks by creation)   GSI1PK=TASKS          GSI1SK=<created_at>#<id>
                                          GSI2 (tasks of one status)     GSI2PK=TASKS#<status> GSI2SK=<created_at>#<id>
-  counters  PK=AGENT      SK=COUNTERS    tasks_total, tasks_<status>: updated in the transaction they count
+  counters  PK=AGENT      SK=COUNTERS    tasks_total, tasks_<status>, tokens_total, cost_usd_total: updated in the
+                                         transaction of the write they count
+  step      PK=TASK#<id>  SK=STEP#<seq>  seq dense from 1 (page N of steps is one Query); LSI ByRef: REF=STEP#<step_id>
   artifact  PK=TASK#<id>  SK=ARTIFACT#<artifact_id>  a file's metadata and its object's key (see the artifacts section)
   upload    PK=TASK#<id>  SK=UPLOAD#<artifact_id>    a presigned upload not finalized yet (TTL: expires_at)
 """
