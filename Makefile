@@ -7,7 +7,7 @@ PORT ?= 8000
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: dev test lint template-lint sam-build unit bench clean
+.PHONY: dev test lint typecheck template-lint sam-build unit bench clean
 
 $(VENV)/.installed: requirements-dev.txt layers/common/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,12 +25,17 @@ $(TOOLS)/.installed: requirements-tools.txt
 dev: $(VENV)/.installed
 	$(PY) -m devserver --port $(PORT)
 
-## test: every check CI runs: ruff, the template checks, sam build, pytest
-test: lint template-lint sam-build unit
+## test: every check CI runs: ruff, mypy, the template checks, sam build, pytest
+test: lint typecheck template-lint sam-build unit
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# The layer as a package; each function on its own (every one is an `app` module).
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy layers/common/agent_core
+	for f in functions/*/app.py; do $(VENV)/bin/mypy $$f || exit 1; done
 
 template-lint: $(TOOLS)/.installed
 	$(TOOLS)/bin/cfn-lint template.yaml

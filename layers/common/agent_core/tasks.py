@@ -72,7 +72,7 @@ def list_tasks(*, page: PageRequest, status: str | None = None, created_after: d
         total = table.count_tasks(status=status, created_after=after)
     else:
         counters = table.counters()
-        total = counters.get(f"tasks_{status}" if status else "tasks_total", 0)
+        total = int(counters.get(f"tasks_{status}" if status else "tasks_total", 0))
     records = table.first_tasks(limit=page.end, status=status, created_after=after) if page.start < total else []
     return TaskList(
         tasks=[_public(r) for r in records[page.start : page.end]],

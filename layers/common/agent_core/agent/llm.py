@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from ..config import get_settings
 from ..errors import OpenAIAPIError
@@ -62,8 +62,13 @@ class OpenAIChat:
 
     def complete(self, *, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Turn:
         openai = self._openai
+        from openai.types.chat import ChatCompletionMessageFunctionToolCall
+
         try:
-            completion = self._client.chat.completions.create(model=model, messages=messages, tools=tools)
+            # Plain dicts, as the API takes them: the client's TypedDicts describe the same shapes.
+            completion = self._client.chat.completions.create(
+                model=model, messages=cast(Any, messages), tools=cast(Any, tools)
+            )
         except openai.APIStatusError as exc:
             raise OpenAIAPIError(
                 f"the model API answered {exc.status_code}",
@@ -76,10 +81,10 @@ class OpenAIChat:
         except openai.APIConnectionError as exc:
             raise OpenAIAPIError("the model API could not be reached", upstream_status="connection") from exc
         choice = completion.choices[0].message
-        calls = [
+        calls = [  # custom (free-form) tool calls are not ours: only function calls name our tools
             ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments or "")
             for c in (choice.tool_calls or [])
-            if getattr(c, "function", None) is not None
+            if isinstance(c, ChatCompletionMessageFunctionToolCall)
         ]
         usage = completion.usage
         return Turn(

@@ -46,7 +46,7 @@ def _task_text(task: TaskRecord) -> str:
 
 def image_parts(task: TaskRecord, files: list[dict[str, Any]], read: Any) -> list[dict[str, Any]]:
     """The task's images (its image files, then `additional_input.images` URLs) as OpenAI image parts."""
-    parts = []
+    parts: list[dict[str, Any]] = []
     for f in files:
         if len(parts) >= MAX_IMAGES:
             break
@@ -109,6 +109,7 @@ def run_turn(
     calls, artifacts, is_last, late_images = [], [], False, []
     for index, call in enumerate(turn.tool_calls):
         left = ctx.seconds_left()
+        error: str | None
         if index >= MAX_TOOL_CALLS_PER_TURN:
             result, error = (
                 ToolResult(f"Skipped: at most {MAX_TOOL_CALLS_PER_TURN} tool calls a step.", error=True),

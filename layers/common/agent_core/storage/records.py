@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..models import StepStatus, TaskStatus
+
 
 @dataclass(frozen=True)
 class TaskRecord:
     task_id: str
     input: str
     additional_input: dict[str, Any]
-    status: str
+    status: TaskStatus
     created_at: str
     modified_at: str
     artifacts: list[dict[str, Any]] = field(default_factory=list)
@@ -23,7 +25,7 @@ class StepRecord:
     step_id: str
     seq: int
     name: str
-    status: str
+    status: StepStatus
     input: str | None
     additional_input: dict[str, Any]
     created_at: str

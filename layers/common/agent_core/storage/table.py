@@ -87,7 +87,7 @@ def _step_item(step: StepRecord) -> dict[str, Any]:
 
 def _step_from_item(item: dict[str, Any]) -> StepRecord:
     plain = _from_item(item)
-    fields = {k: plain.get(k) for k in StepRecord.__dataclass_fields__}
+    fields: dict[str, Any] = {k: plain.get(k) for k in StepRecord.__dataclass_fields__}
     for key in _JSON_FIELDS:
         fields[key] = json.loads(plain.get(key) or ("{}" if key.startswith("additional") else "[]"))
     fields["seq"] = int(plain["seq"])
@@ -576,7 +576,7 @@ def _artifact_summaries(summary: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 def _artifact_from_item(item: dict[str, Any]) -> ArtifactRecord:
     plain = _from_item(item)
-    fields = {k: plain.get(k) for k in ArtifactRecord.__dataclass_fields__}
+    fields: dict[str, Any] = {k: plain.get(k) for k in ArtifactRecord.__dataclass_fields__}
     fields.update(file_size=int(fields["file_size"]), agent_created=bool(fields["agent_created"]))
     return ArtifactRecord(**fields)
 

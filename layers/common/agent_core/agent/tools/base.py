@@ -49,9 +49,16 @@ class ToolResult:
 
 
 class Tool(Protocol):
-    name: str
-    description: str
-    parameters: dict[str, Any]  # JSON schema of the arguments
+    # Read-only members: a tool may define them on the class or set them per instance.
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def parameters(self) -> dict[str, Any]:  # JSON schema of the arguments
+        ...
 
     def run(self, ctx: ToolContext, args: dict[str, Any]) -> ToolResult: ...
 
