@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import ctypes
 import json
-import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -88,8 +86,8 @@ def test_run_python_environment_is_empty(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 @linux_only
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every process's /proc; Lambda runs the tool unprivileged")
 def test_run_python_cannot_read_the_parent_environment_through_proc(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Refused by the child's audit hook whoever runs it (root here; on Lambda the non-dumpable parent refuses too)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRETS["AWS_SECRET_ACCESS_KEY"])
 
     code = (
@@ -100,7 +98,7 @@ def test_run_python_cannot_read_the_parent_environment_through_proc(monkeypatch:
     result, _, _ = run_python(code)
 
     assert SECRETS["AWS_SECRET_ACCESS_KEY"] not in result.output
-    assert "Permission denied" in result.output
+    assert "not allowed in run_python (open)" in result.output
 
 
 @linux_only
@@ -122,27 +120,28 @@ def test_run_python_kills_an_infinite_loop_at_the_timeout() -> None:
 
 
 @linux_only
-def test_run_python_kills_what_the_code_started_in_the_background() -> None:
-    # Given code that leaves a process behind which holds its stdout open
-    code = (
-        "import subprocess, sys\n"
-        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-        "print(child.pid)"
-    )
+@pytest.mark.parametrize(
+    ("what", "code"),
+    [
+        ("a process", "import os\nos.system('echo escaped')"),
+        ("a subprocess", "import subprocess\nsubprocess.run(['/bin/echo', 'escaped'])"),
+        ("a fork", "import os\nos.fork()"),
+        ("ctypes", "import ctypes\nctypes.CDLL(None)"),
+        (
+            "the network",
+            "import urllib.request\nurllib.request.urlopen('http://127.0.0.1:9001/2018-06-01/runtime/invocation/next')",
+        ),
+        ("a raw socket", "import _socket\n_socket.socket()"),
+    ],
+)
+def test_run_python_refuses_processes_network_and_ctypes(what: str, code: str) -> None:
+    # When the code tries to leave the sandbox (Lambda's runtime API on 127.0.0.1:9001, a shell, C calls)
+    result, _, _ = run_python(code)
 
-    # When it runs
-    result, _, elapsed = run_python(code)
-
-    # Then the tool does not wait for the straggler, and the straggler is gone with the process group
-    assert not result.error, result.output
-    assert elapsed < 3
-    stat = Path(f"/proc/{int(stdout_of(result))}/stat")
-    for _ in range(50):
-        if not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-            break
-        time.sleep(0.02)
-    else:
-        pytest.fail("the background process survived the run")
+    # Then the audit hook stops it, and the model is told why and what to use instead
+    assert result.error, what
+    assert "not allowed in run_python" in result.output and "fetch_url" in result.output
+    assert "escaped" not in stdout_of(result)
 
 
 @linux_only

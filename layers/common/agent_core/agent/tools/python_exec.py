@@ -28,7 +28,8 @@ _DESCRIPTION = (
     "The working directory holds copies of the task's files at their relative paths (e.g. open('data/sales.csv')). "
     "Files written under {output}/ are saved as task artifacts (at most {files} files of {file_mb} MB each); "
     "everything else is discarded after the run. Print what you need to see: stdout and stderr come back "
-    "(long output is cut). No input, no state between calls. Limits: {timeout:g} s, {memory} MB of memory. "
+    "(long output is cut). No input, no state between calls, no network, no subprocesses. "
+    "Limits: {timeout:g} s, {memory} MB of memory. "
     "For web pages use fetch_url."
 )
 

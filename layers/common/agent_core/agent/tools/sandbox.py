@@ -24,6 +24,10 @@ from ...config import Settings, get_settings
 # a thread pool). Hard limits equal soft ones, so the code cannot raise them back; the CPU limit keeps one second of
 # slack so SIGXCPU (reported as such) arrives before the kernel's SIGKILL. runpy makes the code a real __main__ module
 # (pickle and multiprocessing work); the traceback starts at the code's first frame, without runpy's or ours.
+#
+# An audit hook (it cannot be removed once added) then refuses what the code has no business doing: the network
+# (sockets would reach the Lambda runtime API on 127.0.0.1:9001 and bypass fetch_url's address checks), new
+# processes, ctypes (arbitrary C calls would get round the hook), and /proc (other processes' environments).
 _BOOTSTRAP = """\
 import builtins, resource, runpy, sys, traceback
 script, memory, cpu, fsize = sys.argv[1], *map(int, sys.argv[2:5])
@@ -31,6 +35,22 @@ resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
 resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+_REFUSED = frozenset((
+    "socket.__new__", "socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
+    "socket.gethostbyname", "socket.gethostbyaddr", "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn",
+    "os.spawn", "os.fork", "os.forkpty", "pty.spawn", "ctypes.dlopen", "ctypes.dlsym", "ctypes.call_function",
+    "ctypes.cdata", "ctypes.addressof", "ctypes.string_at", "ctypes.wstring_at",
+))
+_REFUSED_MODULES = frozenset(("ctypes", "_ctypes", "_posixsubprocess", "_socket", "socket"))
+def _guard(event, args):
+    if event in _REFUSED or (event == "import" and args[0] in _REFUSED_MODULES) or (
+        event == "open" and isinstance(args[0], str) and args[0].startswith("/proc/")
+    ):
+        raise PermissionError(
+            f"not allowed in run_python ({event}): no network, no processes, no ctypes. "
+            "Use fetch_url to read the web."
+        )
+sys.addaudithook(_guard)
 builtins.exit = builtins.quit = sys.exit  # what site.py would have added
 del sys.argv[1:]
 try:
