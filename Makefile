@@ -58,4 +58,4 @@ bench: $(VENV)/.installed
 	$(PY) -m benchmarks.steps
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .venv-compat .aws-sam .pytest_cache .ruff_cache
