@@ -37,6 +37,12 @@ def test_offline_run_analyses_files_and_finishes(http) -> None:
     assert "image: PNG, 1 x 1 pixels" in text
     task = http.get(f"/tasks/{task_id}").json()
     assert task["status"] == "completed"
+    # and the status counters moved with it: the task is counted, and listed, under completed only
+    completed = http.get("/tasks", params={"status": "completed", "size": 100}).json()
+    created = http.get("/tasks", params={"status": "created", "size": 100}).json()
+    assert task_id in [t["task_id"] for t in completed["tasks"]]
+    assert task_id not in [t["task_id"] for t in created["tasks"]]
+    assert completed["pagination"]["total"] == len(completed["tasks"])
     assert {a["file_name"] for a in task["artifacts"]} == {"sales.csv", "pixel.png", "report.md"}
 
 
