@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends
 
 from agent_core import API_PREFIX, steps
-from agent_core.api import create_app, lambda_handler, page_query
+from agent_core.api import IdempotencyKey, create_app, lambda_handler, page_query
 from agent_core.models import Step, StepId, StepList, StepRequestBody, TaskId
 from agent_core.paging import PageRequest
 
@@ -16,9 +16,13 @@ StepPage = Annotated[PageRequest, Depends(page_query(default_size=20))]
 
 
 @router.post("/tasks/{task_id}/steps")
-def execute_step(task_id: TaskId, body: Annotated[StepRequestBody | None, Body()] = None) -> Step:
+def execute_step(
+    task_id: TaskId, body: Annotated[StepRequestBody | None, Body()] = None, idempotency_key: IdempotencyKey = None
+) -> Step:
     body = body or StepRequestBody()
-    return steps.execute_step(str(task_id), input=body.input, additional_input=body.additional_input)
+    return steps.execute_step(
+        str(task_id), input=body.input, additional_input=body.additional_input, idempotency_key=idempotency_key
+    )
 
 
 @router.get("/tasks/{task_id}/steps")

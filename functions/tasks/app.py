@@ -8,15 +8,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from agent_core import API_PREFIX, tasks
-from agent_core.api import Lang, TaskPage, create_app, lambda_handler
+from agent_core.api import IdempotencyKey, Lang, TaskPage, create_app, lambda_handler
 from agent_core.models import Deleted, Task, TaskId, TaskList, TaskRequestBody, TaskStatus
 
 router = APIRouter(prefix=API_PREFIX)
 
 
 @router.post("/tasks")
-def create_task(body: TaskRequestBody) -> Task:
-    return tasks.create_task(input=body.input, additional_input=body.additional_input)
+def create_task(body: TaskRequestBody, idempotency_key: IdempotencyKey = None) -> Task:
+    return tasks.create_task(input=body.input, additional_input=body.additional_input, idempotency_key=idempotency_key)
 
 
 @router.get("/tasks")

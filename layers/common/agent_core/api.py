@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from . import VERSION
 from .config import get_settings
 from .errors import AgentError, InternalError, InvalidRequest, MethodNotAllowed, PayloadTooLarge, RouteNotFound
+from .idempotency import remember_invocation
 from .paging import PageRequest
 
 logger = Logger()
@@ -47,6 +48,11 @@ def request_language(request: Request) -> str:
 
 # The caller's language for success messages, as a route parameter.
 Lang = Annotated[str, Depends(request_language)]
+# A client's key that makes a POST safe to retry (agent_core.idempotency).
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", min_length=1, max_length=255, description="Makes a retry return the first answer"),
+]
 
 
 def request_id(scope: Scope) -> str:
@@ -179,6 +185,7 @@ def lambda_handler(app: FastAPI) -> Callable[[dict[str, Any], Any], dict[str, An
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        remember_invocation(context)
         return adapter(event, context)
 
     return handler

@@ -7,6 +7,7 @@ import time
 import uuid
 from typing import Any
 
+from . import idempotency
 from .agent import catalog, llm
 from .agent.files import ArtifactFiles
 from .agent.loop import StepOutcome, build_messages, image_parts, run_turn
@@ -121,7 +122,17 @@ def _record_failure(step: StepRecord, *, name: str, output: str, model: str, err
     step.additional_output = {"model": model, "usage": _NO_USAGE, "cost_usd": 0.0, "tool_calls": [], "error": error}
 
 
-def execute_step(task_id: str, *, input: str | None, additional_input: dict[str, Any]) -> Step:
+def execute_step(
+    task_id: str, *, input: str | None, additional_input: dict[str, Any], idempotency_key: str | None = None
+) -> Step:
+    """The next step; with an idempotency key, a retry (after a timeout, say) answers the step already run."""
+    request = {"input": input, "additional_input": additional_input}
+    return idempotency.once(
+        f"steps.execute:{task_id}", idempotency_key, request, Step, lambda: _execute(task_id, input, additional_input)
+    )
+
+
+def _execute(task_id: str, input: str | None, additional_input: dict[str, Any]) -> Step:
     state, history, step, lease_id, model = _start(task_id, input, additional_input)
     files = ArtifactFiles(task_id, step.step_id)
     failure: Exception | None = None

@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from . import idempotency
 from .agent import catalog
 from .config import get_settings
 from .errors import Conflict, InvalidRequest, TaskAlreadyRunning, TaskNotFound
@@ -30,7 +31,13 @@ def _public(record: TaskRecord) -> Task:
     )
 
 
-def create_task(*, input: str, additional_input: dict[str, Any]) -> Task:
+def create_task(*, input: str, additional_input: dict[str, Any], idempotency_key: str | None = None) -> Task:
+    """A new task; with an idempotency key, a retry answers the task the first request created."""
+    request = {"input": input, "additional_input": additional_input}
+    return idempotency.once("tasks.create", idempotency_key, request, Task, lambda: _create(input, additional_input))
+
+
+def _create(input: str, additional_input: dict[str, Any]) -> Task:
     size = len(json.dumps(additional_input, ensure_ascii=False).encode())
     limit = get_settings().max_additional_input_bytes
     if size > limit:
