@@ -21,6 +21,7 @@ def build(rate_limit_per_minute: int | None = None):
     for key, value in template.environment().items():
         os.environ.setdefault(key, value)  # the caller's environment wins (OPENAI_API_KEY, limits, ...)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # EMF lines are for CloudWatch, not a terminal
     create_resources(template)
     from .events import EventRouter
     from .gateway import Gateway

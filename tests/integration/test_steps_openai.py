@@ -381,3 +381,17 @@ def test_task_deleted_while_its_step_runs_answers_404(api, model_api) -> None:
     assert result[0].status == 404 and result[0].json()["error"]["code"] == "TASK_NOT_FOUND"
     state, steps = get_table().load_task_with_steps(task_id)
     assert state is None and steps == []  # nothing was written back under the deleted task
+
+
+def test_step_publishes_its_usage_as_embedded_metrics(api, model_api, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    model_api.side_effect = [completion(tool_call("finish", {"summary": "done"}))]
+    api("POST", f"/tasks/{new_task(api)}/steps")
+
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+
+    assert len(records) == 1
+    record = records[0]
+    assert record["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "AgentProtocol"
+    assert record["model"] == "gpt-4o-mini" and record["Steps"] == [1.0] and record["StepErrors"] == [0.0]
+    assert record["StepTokens"] == [1100.0] and record["ToolCalls"] == [1.0]

@@ -7,7 +7,7 @@ import time
 import uuid
 from typing import Any
 
-from . import idempotency
+from . import idempotency, telemetry
 from .agent import catalog, llm
 from .agent.files import ArtifactFiles
 from .agent.loop import StepOutcome, build_messages, image_parts, run_turn
@@ -134,6 +134,7 @@ def execute_step(
 
 def _execute(task_id: str, input: str | None, additional_input: dict[str, Any]) -> Step:
     state, history, step, lease_id, model = _start(task_id, input, additional_input)
+    started = time.monotonic()
     files = ArtifactFiles(task_id, step.step_id)
     failure: Exception | None = None
     new_status, usage, cost = "running", _NO_USAGE, 0.0
@@ -183,6 +184,14 @@ def _execute(task_id: str, input: str | None, additional_input: dict[str, Any]) 
         if get_table().get_task_state(task_id) is None:
             raise TaskNotFound("the task was deleted while the step ran", task_id=task_id) from exc
         raise TaskAlreadyRunning("the step outlived its lease; another step has the task", task_id=task_id) from exc
+    telemetry.record_step(
+        model=step.additional_output["model"],
+        tokens=usage["total_tokens"],
+        cost_usd=cost,
+        duration_ms=(time.monotonic() - started) * 1000,
+        tool_calls=len(step.additional_output["tool_calls"]),
+        failed=failure is not None,
+    )
     if failure is not None:
         raise failure
     return _public(step)
