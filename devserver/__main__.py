@@ -43,7 +43,8 @@ def main() -> None:
     gateway, moto_url = build()
     import uvicorn
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # Mangum's one line per request is the access log
+    logging.getLogger("botocore").setLevel(logging.WARNING)
     limit = gateway.limiter.per_minute
     print(
         f"moto (AWS APIs) on {moto_url}; table, bucket and functions from template.yaml "
