@@ -144,7 +144,7 @@ def run(tasks: int, repeat: int) -> list[Row]:
         for task in seeded[::4]:
             table.set_task_status(task["task_id"], old="created", new="running", modified_at=now_iso())
         pivot = seeded[len(seeded) // 2]["created_at"]
-        deep = max(1, tasks // 10)
+        middle, deep = max(1, tasks // 20), max(1, tasks // 10)  # the worst page, and one near the oldest end
         created: list[dict[str, Any]] = []
 
         def create() -> None:
@@ -154,6 +154,7 @@ def run(tasks: int, repeat: int) -> list[Row]:
             ("POST /tasks", lambda i: create()),
             ("GET /tasks/{id}", lambda i: call("GET", f"/tasks/{seeded[i % tasks]['task_id']}")),
             ("GET /tasks (page 1)", lambda i: call("GET", "/tasks")),
+            (f"GET /tasks?page={middle}&size=10 (middle)", lambda i: call("GET", "/tasks", query={"page": middle})),
             (f"GET /tasks?page={deep}&size=10 (deep)", lambda i: call("GET", "/tasks", query={"page": deep})),
             ("GET /tasks?status=running", lambda i: call("GET", "/tasks", query={"status": "running"})),
             ("GET /tasks?created_after=<median task>", lambda i: call("GET", "/tasks", query={"created_after": pivot})),

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from agent_core import aws
 from agent_core.models import TASK_STATUSES
 
 
@@ -232,3 +233,26 @@ def test_list_tasks_page_past_the_end_skips_the_query(api, seven, ddb_calls) -> 
     ddb_calls.clear()
     api("GET", "/tasks", query={"page": 9})
     assert ddb_calls == ["GetItem"]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 7])
+def test_list_tasks_pages_tile_the_whole_list(api, seven, size: int) -> None:
+    # Whichever end a page is read from, the pages in order are the list, each task once
+    pages = -(-len(seven) // size)
+    tiled = [i for page in range(1, pages + 1) for i in _ids(api("GET", "/tasks", query={"page": page, "size": size}))]
+    assert tiled == [t["task_id"] for t in seven]
+
+
+def test_list_tasks_last_page_reads_from_the_oldest_end(api, seven) -> None:
+    # Given the Query requests the adapter sends
+    limits: list[tuple[int, bool]] = []
+    aws.client("dynamodb").meta.events.register(
+        "provide-client-params.dynamodb.Query",
+        lambda params, **_: limits.append((params["Limit"], params["ScanIndexForward"])),
+    )
+    # When the last page (7 of 7, size 1) and the first are read
+    last = api("GET", "/tasks", query={"page": 7, "size": 1})
+    first = api("GET", "/tasks", query={"page": 1, "size": 1})
+    # Then each read one item: the last page from the oldest end, the first from the newest
+    assert _ids(last) == [seven[-1]["task_id"]] and _ids(first) == [seven[0]["task_id"]]
+    assert limits == [(1, True), (1, False)]

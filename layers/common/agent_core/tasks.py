@@ -80,9 +80,16 @@ def list_tasks(*, page: PageRequest, status: str | None = None, created_after: d
     else:
         counters = table.counters()
         total = int(counters.get(f"tasks_{status}" if status else "tasks_total", 0))
-    records = table.first_tasks(limit=page.end, status=status, created_after=after) if page.start < total else []
+    if page.start >= total:
+        records = []
+    elif total - page.start < page.end:
+        # Nearer the oldest end: read from there (DynamoDB has no offset, so a page costs the items before it).
+        oldest = table.first_tasks(limit=total - page.start, status=status, created_after=after, oldest_first=True)
+        records = oldest[::-1][: page.size]
+    else:
+        records = table.first_tasks(limit=page.end, status=status, created_after=after)[page.start : page.end]
     return TaskList(
-        tasks=[_public(r) for r in records[page.start : page.end]],
+        tasks=[_public(r) for r in records],
         pagination=Pagination.of(page=page.page, size=page.size, total=total),
     )
 

@@ -151,11 +151,13 @@ class TaskTable:
         return _task_from_item(item) if item else None
 
     def first_tasks(
-        self, *, limit: int, status: str | None = None, created_after: str | None = None
+        self, *, limit: int, status: str | None = None, created_after: str | None = None, oldest_first: bool = False
     ) -> list[TaskRecord]:
-        """The newest `limit` tasks matching the filters, newest first (DynamoDB has no offset: pages are sliced)."""
+        """The newest (or oldest) `limit` tasks matching the filters, in that order (DynamoDB has no offset:
+        pages are sliced from this)."""
         out: list[TaskRecord] = []
-        for item in self._query_index(status=status, created_after=created_after, limit=limit):
+        query = self._query_index(status=status, created_after=created_after, limit=limit, forward=oldest_first)
+        for item in query:
             out.append(_task_from_item(item))
             if len(out) == limit:
                 break
@@ -530,8 +532,11 @@ class TaskTable:
             "ScanIndexForward": False,
         }
 
-    def _query_index(self, *, status: str | None, created_after: str | None, limit: int) -> Iterator[dict[str, Any]]:
-        for page in self._pages(self._index_query(status, created_after) | {"Limit": limit}):
+    def _query_index(
+        self, *, status: str | None, created_after: str | None, limit: int, forward: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        request = self._index_query(status, created_after) | {"Limit": limit, "ScanIndexForward": forward}
+        for page in self._pages(request):
             yield from page["Items"]
 
     def _pages(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
