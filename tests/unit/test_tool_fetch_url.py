@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime
 import ipaddress
@@ -27,6 +28,9 @@ LIMITS = FetchLimits(timeout_s=5, max_bytes=100_000)
 PAGE = b"""<!doctype html><html><head><title>Quarterly report</title>
 <style>body { color: red }</style><script>var token = "from-a-script";</script></head>
 <body><h1>Sales</h1><p>North sold <b>10</b> units &amp; south 32.</p><a href="/details">Details</a></body></html>"""
+
+
+PNG_BYTES = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + b"\0" * 100
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -86,7 +90,10 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     def route_image(self, query: dict[str, list[str]]) -> None:
-        self._send(200, "image/png", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + b"\0" * 100)
+        self._send(200, "image/png", PNG_BYTES)
+
+    def route_archive(self, query: dict[str, list[str]]) -> None:
+        self._send(200, "application/zip", b"PK\x03\x04" + b"\0" * 100)
 
     def _send(self, status: int, content_type: str, body: bytes) -> None:
         self.send_response(status)
@@ -294,10 +301,19 @@ def test_fetch_url_time_limit_covers_a_trickling_body(server: _Server) -> None:
 
 
 def test_fetch_url_does_not_show_binary_content(server: _Server) -> None:
+    result, _ = fetch(f"http://127.0.0.1:{port_of(server)}/archive", LOOPBACK_ALLOWED)
+
+    assert "(application/zip content, not text: not shown)" in result.output
+    assert "PK" not in result.output.split("\n\n", 1)[1] and result.images == []
+
+
+def test_fetch_url_shows_an_image_to_the_model(server: _Server) -> None:
     result, _ = fetch(f"http://127.0.0.1:{port_of(server)}/image", LOOPBACK_ALLOWED)
 
-    assert "(image/png content, not text: not shown)" in result.output
-    assert "PNG" not in result.output.split("\n\n", 1)[1].replace("image/png", "")
+    assert not result.error and "(image/png: shown to you as an image)" in result.output
+    assert result.images == [
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(PNG_BYTES).decode()}}
+    ]
 
 
 def test_fetch_url_reports_http_errors(server: _Server) -> None:

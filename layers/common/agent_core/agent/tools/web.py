@@ -13,6 +13,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 from ...config import Settings, get_settings
 from .base import ToolContext, ToolResult, truncate
+from .files import IMAGE_TYPES, image_part
 from .html_text import html_to_text
 from .http_fetch import REDIRECT_STATUSES, FetchTimeout, Response, Target, get
 from .netguard import AddressPolicy, AddressRefused, vetted_addresses
@@ -86,7 +87,12 @@ class FetchUrl:
             )
         except (OSError, http.client.HTTPException, ValueError) as exc:
             return ToolResult(f"fetch_url could not fetch {url}: {exc or type(exc).__name__}", error=True)
-        return ToolResult(_report(page, self.limits), error=page.response.status >= 400)
+        response = page.response
+        kind = response.headers.get_content_type()
+        if response.status < 400 and kind in IMAGE_TYPES and response.body and not response.truncated:
+            # A picture is shown to the model (vision models see it; others get a note), not described as bytes.
+            return ToolResult(_report(page, self.limits), images=[image_part(response.body, kind)])
+        return ToolResult(_report(page, self.limits), error=response.status >= 400)
 
 
 def fetch(url: str, limits: FetchLimits, policy: AddressPolicy) -> Page:
@@ -148,6 +154,8 @@ def _readable(response: Response, url: str) -> str:
     textual = (
         content_type.startswith("text/") or content_type in _TEXT_TYPES or content_type.endswith(("+json", "+xml"))
     )
+    if content_type in IMAGE_TYPES:
+        return f"({content_type}: shown to you as an image)"
     if not textual or b"\0" in body[:1024]:
         return f"({content_type} content, not text: not shown)"
     html = content_type in _HTML_TYPES
