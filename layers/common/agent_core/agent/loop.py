@@ -133,7 +133,7 @@ def run_turn(
         late_images.extend(result.images)
         is_last = is_last or result.is_last
     if late_images:  # tool messages cannot carry images: the user turn after them does
-        recorded.append(_user_message("The image(s) you asked to read:", late_images[:MAX_IMAGES], model))
+        recorded.append(_user_message("The image(s) your tool calls returned:", late_images[:MAX_IMAGES], model))
     names = [c.name for c in turn.tool_calls[:MAX_TOOL_CALLS_PER_TURN]]
     return StepOutcome(
         turn=turn,
