@@ -395,3 +395,30 @@ def test_step_publishes_its_usage_as_embedded_metrics(api, model_api, monkeypatc
     assert record["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "AgentProtocol"
     assert record["model"] == "gpt-4o-mini" and record["Steps"] == [1.0] and record["StepErrors"] == [0.0]
     assert record["StepTokens"] == [1100.0] and record["ToolCalls"] == [1.0]
+
+
+def test_image_read_mid_run_reaches_the_model_next_turn_only(api, model_api) -> None:
+    # Given a vision task with an image file, whose model reads it, then answers twice more
+    model_api.side_effect = [
+        completion(tool_call("read_file", {"path": "pixel.png"})),
+        completion({"content": "a single pixel"}),
+        completion({"content": "still here"}),
+    ]
+    task_id = new_task(api, model="gpt-4o")
+    api(
+        "POST",
+        f"/tasks/{task_id}/artifacts",
+        body=_multipart("pixel.png", PNG_1x1),
+        headers={"content-type": f"multipart/form-data; boundary={BOUNDARY}"},
+    )
+
+    for _ in range(3):
+        assert api("POST", f"/tasks/{task_id}/steps").status == 200
+
+    # Then the turn right after the read carries the image as an image part
+    after_read = sent(model_api, 1)["messages"][-1]
+    assert after_read["role"] == "user" and after_read["content"][0]["text"].startswith("The image(s) your tool")
+    assert after_read["content"][1]["image_url"]["url"].startswith("data:image/png;base64,")
+    # and later turns only a note (each request carries the latest images, not every image ever read)
+    later = [m for m in sent(model_api, 2)["messages"] if m["role"] == "user" and "tool calls returned" in str(m)]
+    assert later == [{"role": "user", "content": "The image(s) your tool calls returned: [1 image(s) were shown here]"}]

@@ -310,10 +310,8 @@ def test_fetch_url_does_not_show_binary_content(server: _Server) -> None:
 def test_fetch_url_shows_an_image_to_the_model(server: _Server) -> None:
     result, _ = fetch(f"http://127.0.0.1:{port_of(server)}/image", LOOPBACK_ALLOWED)
 
-    assert not result.error and "(image/png: shown to you as an image)" in result.output
-    assert result.images == [
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(PNG_BYTES).decode()}}
-    ]
+    assert not result.error and "(image/png image)" in result.output and "shown to you as an image" in result.output
+    assert result.images == [{"data_url": "data:image/png;base64," + base64.b64encode(PNG_BYTES).decode()}]
 
 
 def test_fetch_url_reports_http_errors(server: _Server) -> None:

@@ -57,18 +57,6 @@ def _check_budget() -> None:
         )
 
 
-def _storable(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Messages without inline images (they would not fit a DynamoDB item; the next turn gets the files again)."""
-    out = []
-    for m in messages:
-        if isinstance(m.get("content"), list):
-            texts = [p.get("text", "") for p in m["content"] if p.get("type") == "text"]
-            images = sum(1 for p in m["content"] if p.get("type") == "image_url")
-            m = {**m, "content": " ".join(texts) + f" [{images} image(s) were shown here]"}
-        out.append(m)
-    return out
-
-
 def _interrupted(step: StepRecord) -> StepRecord:
     step.status, step.modified_at = "completed", now_iso()
     step.output = (step.output or "") + "\nThe step was interrupted (its invocation ended before it finished)."
@@ -143,7 +131,7 @@ def _execute(task_id: str, input: str | None, additional_input: dict[str, Any]) 
         turn = outcome.turn
         usage, cost = turn.usage, catalog.cost_usd(turn.model, turn.prompt_tokens, turn.completion_tokens)
         step.output, step.name, step.is_last = outcome.output, outcome.name, outcome.is_last
-        step.messages = _storable(outcome.messages)
+        step.messages = outcome.messages
         step.additional_output = {
             "model": turn.model,
             "usage": usage,
@@ -204,7 +192,12 @@ def _turn(
     task = state.task
     listed = [dict(a) for a in task.artifacts]  # the task item carries its files' summaries: no second read
     messages = build_messages(
-        task=task, history=history, step=step, model=model, images=image_parts(task, listed, files.read)
+        task=task,
+        history=history,
+        step=step,
+        model=model,
+        images=image_parts(task, listed, files.read),
+        read=files.read,
     )
     deadline = started + get_settings().step_time_budget_s
     ctx = ToolContext(task_id=task.task_id, step_id=step.step_id, files=files, deadline=deadline)

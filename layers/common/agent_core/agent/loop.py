@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,17 +73,49 @@ def _user_message(text: str, images: list[dict[str, Any]], model: str) -> dict[s
 
 
 def build_messages(
-    *, task: TaskRecord, history: list[StepRecord], step: StepRecord, model: str, images: list[dict[str, Any]]
+    *,
+    task: TaskRecord,
+    history: list[StepRecord],
+    step: StepRecord,
+    model: str,
+    images: list[dict[str, Any]],
+    read: Callable[[str], bytes],
 ) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = [
         {"role": "system", "content": SYSTEM_PROMPT},
         _user_message(_task_text(task), images, model),
     ]
-    for earlier in [*history, step]:
+    for index, earlier in enumerate([*history, step]):
         if earlier.input:
             messages.append({"role": "user", "content": earlier.input})
-        messages.extend(earlier.messages)
+        latest = index == len(history) - 1  # the turn the model is answering now
+        messages.extend(_with_images(m, model, read) if latest else _without_images(m) for m in earlier.messages)
     return messages
+
+
+def _with_images(message: dict[str, Any], model: str, read: Callable[[str], bytes]) -> dict[str, Any]:
+    """A stored turn's image references (what read_file or fetch_url returned) as image parts again."""
+    refs = message.get("image_refs")
+    if not refs:
+        return message
+    parts = []
+    for ref in refs:
+        if "data_url" in ref:
+            parts.append({"type": "image_url", "image_url": {"url": ref["data_url"]}})
+            continue
+        try:
+            parts.append(image_part(read(ref["path"]), guess_type(ref["path"])))
+        except FileNotFoundError:
+            continue  # deleted since: the tool result above still says what it was
+    return _user_message(message["content"], parts, model)
+
+
+def _without_images(message: dict[str, Any]) -> dict[str, Any]:
+    """Older turns keep a note instead of their images: each request carries only the latest ones."""
+    refs = message.get("image_refs")
+    if not refs:
+        return message
+    return {"role": message["role"], "content": f"{message['content']} [{len(refs)} image(s) were shown here]"}
 
 
 def _run_tool(tools: dict[str, Tool], ctx: ToolContext, name: str, raw_args: str) -> tuple[ToolResult, str | None]:
@@ -132,8 +165,14 @@ def run_turn(
         artifacts.extend(result.artifacts)
         late_images.extend(result.images)
         is_last = is_last or result.is_last
-    if late_images:  # tool messages cannot carry images: the user turn after them does
-        recorded.append(_user_message("The image(s) your tool calls returned:", late_images[:MAX_IMAGES], model))
+    if late_images:  # tool messages cannot carry images: a user turn after them does, when the model answers next
+        recorded.append(
+            {
+                "role": "user",
+                "content": "The image(s) your tool calls returned:",
+                "image_refs": late_images[:MAX_IMAGES],
+            }
+        )
     names = [c.name for c in turn.tool_calls[:MAX_TOOL_CALLS_PER_TURN]]
     return StepOutcome(
         turn=turn,

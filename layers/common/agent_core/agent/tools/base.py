@@ -43,8 +43,9 @@ class ToolResult:
     output: str
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     is_last: bool = False
-    # Image parts for vision models (OpenAI content parts: {"type": "image_url", "image_url": {"url": ...}}).
-    images: list[dict[str, Any]] = field(default_factory=list)
+    # Images for the model's next turn, by reference so a step's stored history stays small: {"path": <task file>}
+    # (read again when the conversation is rebuilt) or {"data_url": ...} (small images only).
+    images: list[dict[str, str]] = field(default_factory=list)
     error: bool = False
 
 

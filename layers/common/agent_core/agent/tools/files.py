@@ -63,9 +63,7 @@ class ReadFile:
         if content_type in IMAGE_TYPES:
             if len(data) > MAX_INLINE_IMAGE_BYTES:
                 return ToolResult(f"{path} is an image of {len(data)} bytes, too large to show inline.")
-            return ToolResult(
-                f"{path} is a {content_type} image of {len(data)} bytes.", images=[image_part(data, content_type)]
-            )
+            return ToolResult(f"{path} is a {content_type} image of {len(data)} bytes.", images=[{"path": path}])
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:

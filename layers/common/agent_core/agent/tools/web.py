@@ -60,6 +60,9 @@ class Page:
     response: Response
 
 
+MAX_KEPT_IMAGE_BYTES = 96 * 1024
+
+
 class FetchUrl:
     name = "fetch_url"
 
@@ -91,7 +94,14 @@ class FetchUrl:
         kind = response.headers.get_content_type()
         if response.status < 400 and kind in IMAGE_TYPES and response.body and not response.truncated:
             # A picture is shown to the model (vision models see it; others get a note), not described as bytes.
-            return ToolResult(_report(page, self.limits), images=[image_part(response.body, kind)])
+            # Kept inline, so only small ones: the step's history must fit its DynamoDB item.
+            if len(response.body) > MAX_KEPT_IMAGE_BYTES:
+                note = f"The image is too large to show you (at most {MAX_KEPT_IMAGE_BYTES // 1024} KB)."
+                return ToolResult(f"{_report(page, self.limits)}\n{note}")
+            url = image_part(response.body, kind)["image_url"]["url"]
+            return ToolResult(
+                f"{_report(page, self.limits)}\nIt is shown to you as an image.", images=[{"data_url": url}]
+            )
         return ToolResult(_report(page, self.limits), error=response.status >= 400)
 
 
@@ -155,7 +165,7 @@ def _readable(response: Response, url: str) -> str:
         content_type.startswith("text/") or content_type in _TEXT_TYPES or content_type.endswith(("+json", "+xml"))
     )
     if content_type in IMAGE_TYPES:
-        return f"({content_type}: shown to you as an image)"
+        return f"({content_type} image)"
     if not textual or b"\0" in body[:1024]:
         return f"({content_type} content, not text: not shown)"
     html = content_type in _HTML_TYPES
