@@ -30,6 +30,19 @@ def test_offline_run_analyses_files_and_finishes(http) -> None:
     assert [s["name"] for s in steps] == ["list_files", "run_python", "write_file", "finish"]
     assert all("offline" in s["output"].lower() and s["status"] == "completed" for s in steps)
     assert steps[-1]["is_last"] is True and steps[0]["is_last"] is False
+    assert set(steps[-1]) == {  # the spec's fields, plus additional_output
+        "step_id",
+        "task_id",
+        "name",
+        "status",
+        "input",
+        "additional_input",
+        "output",
+        "artifacts",
+        "is_last",
+        "created_at",
+        "additional_output",
+    }
     report = steps[2]["artifacts"][0]
     assert report["file_name"] == "report.md" and report["agent_created"] is True
     text = http.get(f"/tasks/{task_id}/artifacts/{report['artifact_id']}", follow_redirects=True).text

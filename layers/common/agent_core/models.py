@@ -184,7 +184,6 @@ class Step(BaseModel):
     artifacts: list[Artifact]
     is_last: bool
     created_at: Timestamp
-    modified_at: Timestamp
 
 
 class StepList(BaseModel):

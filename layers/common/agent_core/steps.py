@@ -42,7 +42,6 @@ def _public(step: StepRecord) -> Step:
         artifacts=[Artifact(**a) for a in step.artifacts],
         is_last=step.is_last,
         created_at=step.created_at,
-        modified_at=step.modified_at,
     )
 
 
