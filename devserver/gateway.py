@@ -111,6 +111,8 @@ class Gateway:
         client = request.client.host if request.client else "unknown"
         if not self.limiter.allow(client):
             return self.gateway_response("THROTTLED", request, context.aws_request_id)
+        if request.method == "OPTIONS" and any(r.pattern.match(request.url.path) for r in self.routes):
+            return Response(status_code=200, headers=self.template.cors_headers())  # API Gateway's mock preflight
         matched = self.match(request.method, request.url.path)
         if matched is None:
             return self.gateway_response("MISSING_AUTHENTICATION_TOKEN", request, context.aws_request_id)

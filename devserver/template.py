@@ -134,6 +134,17 @@ class Template:
     def binary_media_types(self) -> list[str]:
         return [t.replace("~1", "/") for t in self.api().get("BinaryMediaTypes", [])]
 
+    def cors_headers(self) -> dict[str, str]:
+        """What API Gateway answers a CORS preflight with, from the API's `Cors` property."""
+        cors = self.api().get("Cors") or {}
+        names = {
+            "AllowOrigin": "Access-Control-Allow-Origin",
+            "AllowMethods": "Access-Control-Allow-Methods",
+            "AllowHeaders": "Access-Control-Allow-Headers",
+            "MaxAge": "Access-Control-Max-Age",
+        }
+        return {header: str(cors[key]).strip("'") for key, header in names.items() if key in cors}
+
     def gateway_response(self, kind: str) -> tuple[int, str, dict[str, str]]:
         """(status, body template, headers) of one of the API's GatewayResponses."""
         response = (self.api().get("GatewayResponses") or {}).get(kind) or {}

@@ -182,3 +182,25 @@ def test_delete_answers_in_the_callers_language(http) -> None:
     task_id = http.post("/tasks", json={"input": "bye"}).json()["task_id"]
     response = http.delete(f"/tasks/{task_id}", headers={"Accept-Language": "zh-CN,zh;q=0.9"})
     assert response.json() == {"success": True, "message": "任务已成功删除"}
+
+
+def test_browser_preflight_and_answers_carry_cors_headers(http: httpx.Client) -> None:
+    origin = {"Origin": "https://app.example"}
+    preflight = http.options(
+        "/tasks",
+        headers={
+            **origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,idempotency-key",
+        },
+    )
+    created = http.post("/tasks", json={"input": "from a browser"}, headers=origin)
+    unknown_route = http.get("/nope", headers=origin)
+    too_large = http.post("/tasks", content=b"x" * (600 * 1024), headers={**origin, "Content-Type": "application/json"})
+
+    assert preflight.status_code == 200
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    assert "Idempotency-Key" in preflight.headers["access-control-allow-headers"]
+    for response in (preflight, created, unknown_route, too_large):
+        assert response.headers.get("access-control-allow-origin") == "*", response
+    assert (created.status_code, unknown_route.status_code, too_large.status_code) == (200, 404, 413)

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools import Logger
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -173,6 +174,15 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(BodyLimit, limits=body_limit, too_large=too_large)
+    # Outermost, so refusals (413) carry the CORS headers too and a browser can read them.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(get_settings().cors_allow_origins),
+        allow_methods=["GET", "POST", "DELETE"],
+        allow_headers=["Content-Type", "Accept-Language", "Idempotency-Key", "X-Api-Key"],
+        expose_headers=["Content-Disposition", "Location", "Retry-After"],
+        max_age=600,
+    )
     return app
 
 

@@ -39,6 +39,8 @@ class Settings:
     max_input_chars: int
     max_additional_input_bytes: int
     max_page_size: int
+    # Origins browsers may call the API from (comma-separated, or *); the template's API Cors answers preflights.
+    cors_allow_origins: tuple[str, ...]
     # Artifacts (agent_core/artifacts.py). A multipart upload through the API may be at most max_upload_body_bytes:
     # API Gateway base64-encodes it, and the event must fit Lambda's 6 MB (the WAF rule in template.yaml uses the
     # same figure). Larger files go through a presigned S3 POST, up to max_file_bytes. The per-task cap keeps the
@@ -81,6 +83,9 @@ def get_settings() -> Settings:
         max_input_chars=_int("MAX_INPUT_CHARS", 65_536),
         max_additional_input_bytes=_int("MAX_ADDITIONAL_INPUT_BYTES", 65_536),
         max_page_size=100,
+        cors_allow_origins=tuple(
+            o.strip() for o in (os.environ.get("CORS_ALLOW_ORIGINS") or "*").split(",") if o.strip()
+        ),
         max_upload_body_bytes=_int("MAX_UPLOAD_BODY_BYTES", 4_500_000),
         max_file_bytes=_int("MAX_FILE_BYTES", 100 * 1024 * 1024),
         max_artifacts_per_task=_int("MAX_ARTIFACTS_PER_TASK", 100),
