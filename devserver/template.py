@@ -143,14 +143,13 @@ class Template:
             "AllowHeaders": "Access-Control-Allow-Headers",
             "MaxAge": "Access-Control-Max-Age",
         }
-        return {header: str(cors[key]).strip("'") for key, header in names.items() if key in cors}
+        return {header: str(self.resolve(cors[key])).strip("'") for key, header in names.items() if key in cors}
 
     def gateway_response(self, kind: str) -> tuple[int, str, dict[str, str]]:
         """(status, body template, headers) of one of the API's GatewayResponses."""
         response = (self.api().get("GatewayResponses") or {}).get(kind) or {}
         status = int(response.get("StatusCode", 500 if kind.endswith("5XX") else 400))
         body = (response.get("ResponseTemplates") or {}).get("application/json", f'{{"message": "{kind}"}}')
-        headers = {
-            k: v.strip("'") for k, v in ((response.get("ResponseParameters") or {}).get("Headers") or {}).items()
-        }
+        params = (response.get("ResponseParameters") or {}).get("Headers") or {}
+        headers = {k: str(self.resolve(v)).strip("'") for k, v in params.items()}
         return status, body, headers
