@@ -255,3 +255,9 @@ def test_storage_failure_is_500_with_the_request_id_and_no_internals(
 def test_storage_failure_speaks_chinese_when_asked(failing_dynamodb, api) -> None:
     response = api("GET", "/tasks", headers={"Accept-Language": "zh-CN"})
     assert _error(response, 500, "INTERNAL_ERROR")["message"] == "服务器内部错误"
+
+
+def test_storage_failure_still_answers_a_browser_with_cors_headers(failing_dynamodb, api) -> None:
+    response = api("GET", "/tasks", headers={"Origin": "https://app.example"})
+    assert _error(response, 500, "INTERNAL_ERROR")
+    assert response.header("access-control-allow-origin") == "*"

@@ -101,10 +101,35 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(InvalidRequest(str(exc.detail), **details), _lang(request))
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    rid = request_id(request.scope)
-    logger.exception("unhandled error", extra={"request_id": rid, "path": request.url.path})
-    return error_response(InternalError(request_id=rid), _lang(request))
+class CatchAll:
+    """Any unexpected exception becomes 500 INTERNAL_ERROR with the request id, logged with its traceback. A
+    middleware rather than an exception handler: Starlette runs the handler for `Exception` outside every
+    middleware, where the CORS middleware could not add its headers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            if started:  # too late for another answer
+                raise
+            rid = request_id(scope)
+            logger.exception("unhandled error", extra={"request_id": rid, "path": scope.get("path")})
+            headers = {k.decode().lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            lang = language(headers.get("accept-language"))
+            await error_response(InternalError(request_id=rid), lang)(scope, receive, send)
 
 
 class BodyLimit:
@@ -172,8 +197,8 @@ def create_app(
     app.add_exception_handler(AgentError, _agent_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(BodyLimit, limits=body_limit, too_large=too_large)
+    app.add_middleware(CatchAll)
     # Outermost, so refusals (413) carry the CORS headers too and a browser can read them.
     app.add_middleware(
         CORSMiddleware,
