@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import artifacts
+
 
 class ArtifactFiles:
     def __init__(self, task_id: str, step_id: str) -> None:
@@ -11,18 +13,12 @@ class ArtifactFiles:
         self.written: dict[str, dict[str, Any]] = {}  # relative_path -> artifact; a rewrite replaces
 
     def list(self) -> list[dict[str, Any]]:
-        from .. import artifacts
-
         return artifacts.list_task_files(self.task_id)
 
     def read(self, relative_path: str) -> bytes:
-        from .. import artifacts
-
         return artifacts.read_task_file(self.task_id, relative_path)
 
     def write(self, relative_path: str, data: bytes, content_type: str | None = None) -> dict[str, Any]:
-        from .. import artifacts
-
         artifact = artifacts.write_agent_file(self.task_id, relative_path, data, content_type, self.step_id)
         self.written[artifact["relative_path"]] = artifact
         return artifact

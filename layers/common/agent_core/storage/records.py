@@ -40,14 +40,12 @@ class StepRecord:
 
 @dataclass(frozen=True)
 class TaskState:
-    """A task with what only step execution needs: its step count, lease and spend."""
+    """A task with what only step execution needs: its step count and lease."""
 
     task: TaskRecord
     step_count: int
     lease_id: str | None
     lease_until: int
-    tokens_total: int
-    cost_usd: float
 
 
 # -- artifacts ------------------------------------------------------------------------------------------------------

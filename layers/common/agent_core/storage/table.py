@@ -49,7 +49,10 @@ def _from_item(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _task_from_item(item: dict[str, Any]) -> TaskRecord:
-    plain = _from_item(item)
+    return _task_from_plain(_from_item(item))
+
+
+def _task_from_plain(plain: dict[str, Any]) -> TaskRecord:
     return TaskRecord(
         task_id=plain["task_id"],
         input=plain["input"],
@@ -98,12 +101,10 @@ def _step_from_item(item: dict[str, Any]) -> StepRecord:
 def _state_from_item(item: dict[str, Any]) -> TaskState:
     plain = _from_item(item)
     return TaskState(
-        task=_task_from_item(item),
+        task=_task_from_plain(plain),
         step_count=int(plain.get("step_count", 0)),
         lease_id=plain.get("lease_id"),
         lease_until=int(plain.get("lease_until", 0)),
-        tokens_total=int(plain.get("tokens_total", 0)),
-        cost_usd=float(plain.get("cost_usd", 0)),
     )
 
 
