@@ -23,6 +23,9 @@ def build(rate_limit_per_minute: int | None = None):
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # EMF lines are for CloudWatch, not a terminal
     create_resources(template)
+    from .lambdas import route_invokes
+
+    route_invokes(template)  # lambda.invoke of a template function runs its handler (the sandbox, for run_python)
     from .events import EventRouter
     from .gateway import Gateway
 

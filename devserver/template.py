@@ -72,6 +72,10 @@ class Template:
         kind = self.resources[logical_id]["Type"]
         return logical_id.lower() if kind == "AWS::S3::Bucket" else logical_id
 
+    def global_function(self, key: str) -> Any:
+        """A property every function gets from the template's Globals (unless it sets its own)."""
+        return ((self.doc.get("Globals") or {}).get("Function") or {}).get(key)
+
     def parameter_default(self, name: str) -> Any:
         return (self.doc.get("Parameters", {}).get(name) or {}).get("Default")
 

@@ -28,6 +28,7 @@ from agent_core.storage import bucket as bucket_module
 from agent_core.storage import table as table_module
 from devserver import apigw
 from devserver.gateway import load_handler
+from devserver.lambdas import route_invokes
 from devserver.resources import LOCAL_CREDENTIALS, create_resources, free_port, serialize_dynamodb_writes
 from devserver.template import Template
 
@@ -64,6 +65,7 @@ def aws_mock() -> Iterator[None]:
     serialize_dynamodb_writes()
     with mock_aws(config={"core": {"reset_boto3_session": False}}):
         create_resources(TEMPLATE)
+        route_invokes(TEMPLATE)
         yield
 
 

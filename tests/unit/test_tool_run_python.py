@@ -12,8 +12,8 @@ import pytest
 
 from agent_core.agent.tools.base import MAX_TOOL_OUTPUT_CHARS, ToolContext, ToolResult, openai_schema
 from agent_core.agent.tools.python_exec import RunPython
-from agent_core.agent.tools.sandbox import SandboxLimits
 from agent_core.config import get_settings
+from agent_core.sandbox.protocol import SandboxLimits
 
 LIMITS = SandboxLimits(timeout_s=5, memory_mb=256, max_output_bytes=16 * 1024, max_file_bytes=1024 * 1024)
 SECRETS = {
@@ -23,6 +23,8 @@ SECRETS = {
     "OPENAI_API_KEY": "sk-openai-key-that-must-not-leak",
 }
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox's limits are Linux ones")
+# The tool invokes the sandbox function through Lambda's API (moto), which runs the function's real handler.
+pytestmark = pytest.mark.usefixtures("aws_mock")
 
 
 class InMemoryFiles:
@@ -80,7 +82,7 @@ def test_run_python_environment_is_empty(monkeypatch: pytest.MonkeyPatch) -> Non
 
     # Then it saw none of them, nor anything else of ours
     assert not result.error, result.output
-    assert set(json.loads(stdout_of(result))) <= {"LANG", "TMPDIR", "LD_LIBRARY_PATH", "TZ"}
+    assert set(json.loads(stdout_of(result))) <= {"LANG", "TMPDIR", "HOME", "PWD", "LD_LIBRARY_PATH", "TZ"}
     for value in SECRETS.values():
         assert value not in result.output
 

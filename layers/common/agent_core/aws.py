@@ -11,7 +11,11 @@ from botocore.config import Config
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=3, read_timeout=10)
 # Presigned URLs and POST policies signed with SigV4 (botocore would still presign SigV2 in some regions).
-_PER_SERVICE = {"s3": _CONFIG.merge(Config(signature_version="s3v4"))}
+_PER_SERVICE = {
+    "s3": _CONFIG.merge(Config(signature_version="s3v4")),
+    # The sandbox function runs for up to its timeout; a retry would run the code a second time past the step's end.
+    "lambda": _CONFIG.merge(Config(read_timeout=70, retries={"mode": "standard", "max_attempts": 1})),
+}
 
 
 @cache

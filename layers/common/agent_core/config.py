@@ -63,8 +63,11 @@ class Settings:
     budget_usd: float | None
     step_lease_s: int
     step_time_budget_s: float
-    # run_python's sandbox (agent/tools/sandbox.py): wall clock, address space, bytes kept of each of stdout and stderr,
-    # and the largest file copied in or saved from output/. The timeout must leave room in the API's 29 s for the model.
+    # run_python's sandbox (agent_core/sandbox): the function the steps function invokes, how the child is isolated
+    # there (sandbox/isolation.py), wall clock, address space, bytes kept of each of stdout and stderr, and the largest
+    # file copied in or saved from output/. The timeout must leave room in the API's 29 s for the model.
+    sandbox_function_name: str
+    sandbox_isolation: str
     sandbox_timeout_s: float
     sandbox_memory_mb: int
     sandbox_max_output_bytes: int
@@ -109,10 +112,12 @@ def get_settings() -> Settings:
         step_lease_s=_int("STEP_LEASE_SECONDS", 60),
         # Tools stop starting (and run_python shortens its limit) once a step has run this long: 29 s API limit.
         step_time_budget_s=float(os.environ.get("STEP_TIME_BUDGET_S") or 25),
+        sandbox_function_name=os.environ.get("SANDBOX_FUNCTION_NAME") or "SandboxFunction",
+        sandbox_isolation=os.environ.get("SANDBOX_ISOLATION") or "auto",
         sandbox_timeout_s=float(os.environ.get("SANDBOX_TIMEOUT_S") or 20),
         sandbox_memory_mb=_int("SANDBOX_MEMORY_MB", 512),
         sandbox_max_output_bytes=_int("SANDBOX_MAX_OUTPUT_BYTES", 64 * 1024),
-        sandbox_max_file_bytes=_int("SANDBOX_MAX_FILE_BYTES", 10 * 1024 * 1024),
+        sandbox_max_file_bytes=_int("SANDBOX_MAX_FILE_BYTES", 4 * 1024 * 1024),
         fetch_timeout_s=float(os.environ.get("FETCH_TIMEOUT_S") or 10),
         fetch_max_bytes=_int("FETCH_MAX_BYTES", 1024 * 1024),
     )

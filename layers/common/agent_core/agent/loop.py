@@ -16,6 +16,9 @@ from .tools.files import IMAGE_TYPES, MAX_INLINE_IMAGE_BYTES, guess_type, image_
 # What a step's `output` shows of each tool result, and of the whole step (README "Steps").
 OUTPUT_CHARS_PER_TOOL = 1_500
 OUTPUT_CHARS = 6_000
+# What additional_output.tool_calls shows of each call's arguments: enough to see what was asked (the start of the
+# code, a file's path); the whole call stays in the conversation the model sees.
+ARGUMENT_CHARS = 1_000
 MAX_TOOL_CALLS_PER_TURN = 8
 MAX_IMAGES = 5
 
@@ -157,7 +160,7 @@ def run_turn(
             {
                 "id": call.id,
                 "name": call.name,
-                "arguments": truncate(call.arguments, 2_000),
+                "arguments": truncate(call.arguments, ARGUMENT_CHARS),
                 **({"error": error} if error else {}),
             }
         )

@@ -1,26 +1,36 @@
-"""run_python: code execution and data analysis on the task's files, in the sandbox (sandbox.py, workspace.py)."""
+"""run_python: code execution and data analysis on the task's files, in the sandbox function (agent_core.sandbox).
+
+This side packs the task's files into the request within Lambda's payload, and saves what comes back under output/
+as the task's artifacts; the code itself never runs in this process.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import mimetypes
 import signal
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from ...errors import AgentError
-from .base import ToolContext, ToolResult, truncate
-from .sandbox import Captured, SandboxLimits, SandboxRun, run_script
-from .workspace import MAX_OUTPUT_FILES, OUTPUT_DIR, Staged, collect_outputs, stage_inputs
+from ...sandbox import client
+from ...sandbox.protocol import (
+    MAX_CODE_CHARS,
+    MAX_FILES,
+    MAX_OUTPUT_FILES,
+    SandboxFile,
+    SandboxLimits,
+    SandboxRequest,
+    SandboxResult,
+    files_budget,
+)
+from ...sandbox.workspace import OUTPUT_DIR, safe_relative
+from .base import TaskFiles, ToolContext, ToolResult, truncate
 
 # Shares of the model's view of one result: the program's stdout first, then stderr (tracebacks are short).
 STDOUT_CHARS = 5_000
 STDERR_CHARS = 2_000
 MAX_LISTED = 10  # skipped files named in the output; the rest are counted
-_MEMORY_SIGNS = (b"MemoryError", b"Cannot allocate memory", b"out of memory")
+_MEMORY_SIGNS = ("MemoryError", "Cannot allocate memory", "out of memory")
 
 _DESCRIPTION = (
     "Run a Python {python} program for calculations and data analysis. Standard library only: numpy, pandas and "
@@ -66,48 +76,79 @@ class RunPython:
         code = args.get("code")
         if not isinstance(code, str) or not code.strip():
             return ToolResult("run_python needs `code`: the Python program to run, as a string.", error=True)
-        # Cleanup restores permissions the code took away before deleting; what still resists must not fail the step.
-        with tempfile.TemporaryDirectory(prefix="run_python-", ignore_cleanup_errors=True) as tmp:
-            root = Path(tmp)
-            workdir, scratch, script = root / "work", root / "tmp", root / "main.py"
-            workdir.mkdir()
-            scratch.mkdir()
-            script.write_text(code, encoding="utf-8")
-            staged = stage_inputs(ctx.files, workdir, self.limits.max_file_bytes)
-            with contextlib.suppress(FileExistsError):  # a task file named "output": nothing will be saved
-                (workdir / OUTPUT_DIR).mkdir()
-            left = ctx.seconds_left()
-            limits = self.limits
-            if left is not None and left < limits.timeout_s:  # the step's deadline comes first
-                limits = dataclasses.replace(limits, timeout_s=max(1.0, left))
-            run = run_script(script, workdir, scratch, limits)
-            saved, skipped = _save_outputs(ctx, workdir, staged, self.limits.max_file_bytes)
-        failed = run.timed_out or run.returncode != 0
-        return ToolResult(_report(run, limits, staged, saved, skipped), artifacts=saved, error=failed)
+        if len(code) > MAX_CODE_CHARS:
+            return ToolResult(
+                f"run_python's `code` is too long: keep a program under {MAX_CODE_CHARS} characters.", error=True
+            )
+        limits = self.limits
+        left = ctx.seconds_left()
+        if left is not None and left < limits.timeout_s:  # the step's deadline comes first
+            limits = limits.model_copy(update={"timeout_s": max(1.0, left)})
+        files, not_copied = pack_inputs(ctx.files, code, limits.max_file_bytes)
+        try:
+            result = client.run(SandboxRequest(code=code, files=files, limits=limits))
+        except client.SandboxUnavailable as exc:
+            return ToolResult(f"run_python could not run the code: {exc}.", error=True)
+        if result.error and result.exit_code is None:  # the code never ran (no isolation available, say)
+            return ToolResult(result.error, error=True)
+        saved, not_saved = _save_outputs(ctx, result.outputs)
+        report = _report(result, limits, not_copied + result.skipped_inputs, saved, result.skipped_outputs + not_saved)
+        failed = result.timed_out or result.exit_code != 0 or result.error is not None
+        return ToolResult(report, artifacts=saved, error=failed)
 
 
-def _save_outputs(
-    ctx: ToolContext, workdir: Path, staged: Staged, max_file_bytes: int
-) -> tuple[list[dict[str, Any]], list[str]]:
+def pack_inputs(files: TaskFiles, code: str, max_file_bytes: int) -> tuple[list[SandboxFile], list[str]]:
+    """The task's files as the request carries them, smallest first, while they fit; the others named with why."""
+    packed: list[SandboxFile] = []
+    skipped: list[str] = []
+    budget = files_budget(code)
+    listed = sorted(files.list(), key=lambda a: (int(a.get("file_size") or 0), str(a.get("relative_path"))))
+    for artifact in listed:
+        name = str(artifact.get("relative_path") or "")
+        size = int(artifact.get("file_size") or 0)
+        reason = None
+        if safe_relative(name) is None:
+            reason = "unsafe path"
+        elif size > max_file_bytes:
+            reason = f"{size} bytes, over the {max_file_bytes}-byte limit"
+        elif len(packed) >= MAX_FILES:
+            reason = f"over the {MAX_FILES}-file limit"
+        elif size * 4 // 3 + 64 > budget:
+            reason = "over what one run can carry (about 4.5 MB of files in all); use read_file for it"
+        if reason is None:
+            try:
+                file = SandboxFile.of(name, files.read(name))
+            except (OSError, AgentError) as exc:  # deleted meanwhile
+                reason = str(exc) or type(exc).__name__
+            else:
+                if file.encoded_size <= budget:  # the record's size may have been stale
+                    packed.append(file)
+                    budget -= file.encoded_size
+                    continue
+                reason = "over what one run can carry (about 4.5 MB of files in all); use read_file for it"
+        skipped.append(f"{name} ({reason})")
+    return packed, skipped
+
+
+def _save_outputs(ctx: ToolContext, outputs: list[SandboxFile]) -> tuple[list[dict[str, Any]], list[str]]:
     saved: list[dict[str, Any]] = []
     skipped: list[str] = []
-    for out in collect_outputs(workdir, staged, max_file_bytes):
-        if out.data is None:
-            skipped.append(f"{out.path} ({out.skipped})")
-            continue
+    for out in outputs:
         content_type = mimetypes.guess_type(out.path)[0] or "application/octet-stream"
         try:
+            if safe_relative(out.path) is None or not out.path.startswith(OUTPUT_DIR + "/"):
+                raise ValueError("not a path under output/")
             saved.append(ctx.files.write(out.path, out.data, content_type))
         except (ValueError, AgentError) as exc:  # the artifact store refused the path
-            skipped.append(f"{out.path} ({exc})")
+            skipped.append(f"{_printable(out.path)} ({exc})")
     return saved, skipped
 
 
 def _report(
-    run: SandboxRun, limits: SandboxLimits, staged: Staged, saved: list[dict[str, Any]], skipped: list[str]
+    result: SandboxResult, limits: SandboxLimits, not_copied: list[str], saved: list[dict[str, Any]], skipped: list[str]
 ) -> str:
     # Most important first: the loop shows only the head of this to the user.
-    lines = [f"Exit: {_status(run, limits)} after {run.elapsed_s:.1f} s."]
+    lines = [f"Exit: {_status(result, limits)} after {result.elapsed_s:.1f} s."]
     if saved:
         names = (f"{a['relative_path']} ({a.get('file_size')} bytes)" for a in saved)
         lines.append("Saved as artifacts: " + ", ".join(names))
@@ -115,24 +156,27 @@ def _report(
         lines.append(f"No files saved (write files under {OUTPUT_DIR}/ to keep them).")
     if skipped:
         lines.append("Not saved: " + _listing(skipped))
-    if staged.skipped:
-        lines.append("Task files not copied into the working directory: " + _listing(staged.skipped))
-    lines.append("stdout:\n" + (_text(run.stdout, STDOUT_CHARS) or "(empty)"))
-    if run.stderr.total:
-        lines.append("stderr:\n" + _text(run.stderr, STDERR_CHARS))
-    return truncate("\n".join(lines))
+    if result.error:
+        lines.append(f"Sandbox: {result.error}")
+    if not_copied:
+        lines.append("Task files not copied into the working directory: " + _listing(not_copied))
+    lines.append("stdout:\n" + (_text(result.stdout, STDOUT_CHARS) or "(empty)"))
+    if result.stderr.total:
+        lines.append("stderr:\n" + _text(result.stderr, STDERR_CHARS))
+    return _printable(truncate("\n".join(lines)))
 
 
-def _status(run: SandboxRun, limits: SandboxLimits) -> str:
-    if run.timed_out:
+def _status(result: SandboxResult, limits: SandboxLimits) -> str:
+    code = result.exit_code if result.exit_code is not None else -1
+    if result.timed_out:
         status = f"killed at the {limits.timeout_s:g} s time limit"
-    elif run.returncode == -signal.SIGXCPU:
+    elif code == -signal.SIGXCPU:
         status = f"killed at the {limits.cpu_s} s CPU time limit"
-    elif run.returncode < 0:
-        status = f"killed by signal {_signal_name(-run.returncode)}"
+    elif code < 0:
+        status = f"killed by signal {_signal_name(-code)}"
     else:
-        status = f"exit code {run.returncode}"
-    if any(sign in run.stderr.data for sign in _MEMORY_SIGNS):
+        status = f"exit code {code}"
+    if any(sign in result.stderr.text for sign in _MEMORY_SIGNS):
         status += f" (out of memory: the limit is {limits.memory_mb} MB)"
     return status
 
@@ -144,13 +188,18 @@ def _signal_name(number: int) -> str:
         return str(number)
 
 
-def _text(captured: Captured, limit: int) -> str:
-    text = truncate(captured.data.decode("utf-8", errors="replace"), limit)
-    if captured.cut:
-        text += f"\n... [the program wrote {captured.total} bytes here; only the first {len(captured.data)} were kept]"
+def _text(stream: Any, limit: int) -> str:
+    text = truncate(stream.text, limit)
+    if stream.cut:
+        text += f"\n... [the program wrote {stream.total} bytes here; only the first {stream.kept} were kept]"
     return text
 
 
 def _listing(items: list[str]) -> str:
     shown = ", ".join(items[:MAX_LISTED])
     return shown + (f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else "")
+
+
+def _printable(text: str) -> str:
+    """What the step may store: lone surrogates (from JSON or undecodable names) cannot be written to DynamoDB."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -1,40 +1,39 @@
-"""Runs one Python script in a child process with time, memory, CPU, file-size and output limits and no environment.
+"""Starts the child that runs the code, reads its output within limits, and ends it (and whatever it started).
 
-Knows processes and limits only; which files the script sees and what happens to its output is python_exec's job.
+Knows processes and limits only: which command wraps the child (bubblewrap, or nothing inside the sandbox function)
+is isolation.py's choice, which files it sees is the runner's.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import selectors
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
-from ...config import Settings, get_settings
+from .protocol import SandboxLimits
 
-# Set inside the child before the model's code runs, then the code runs in the same interpreter. Limits are set here
-# rather than in a preexec_fn because preexec_fn may deadlock when the parent has threads (FastAPI's sync routes run in
-# a thread pool). Hard limits equal soft ones, so the code cannot raise them back; the CPU limit keeps one second of
-# slack so SIGXCPU (reported as such) arrives before the kernel's SIGKILL. runpy makes the code a real __main__ module
-# (pickle and multiprocessing work); the traceback starts at the code's first frame, without runpy's or ours.
+# Set inside the child before the code runs, then the code runs in the same interpreter. Limits are set here rather
+# than in a preexec_fn because preexec_fn may deadlock when the parent has threads (the dev server's workers). Hard
+# limits equal soft ones, so the code cannot raise them back; the CPU limit keeps one second of slack so SIGXCPU
+# (reported as such) arrives before the kernel's SIGKILL. RLIMIT_NPROC stops a fork bomb (under bubblewrap it counts
+# the sandbox's own user namespace). runpy makes the code a real __main__ module (pickle and multiprocessing work);
+# the traceback starts at the code's first frame, without runpy's or ours.
 #
-# An audit hook (it cannot be removed once added) then refuses what the code has no business doing: the network
-# (sockets would reach the Lambda runtime API on 127.0.0.1:9001 and bypass fetch_url's address checks), new
-# processes, ctypes (arbitrary C calls would get round the hook), and /proc (other processes' environments).
-_BOOTSTRAP = """\
+# The audit hook is defence in depth only, never the barrier: Python's own documentation says audit hooks are not a
+# sandbox, and code can switch this one off. The operating system's isolation (isolation.py) is what holds.
+BOOTSTRAP = """\
 import builtins, resource, runpy, sys, traceback
-script, memory, cpu, fsize = sys.argv[1], *map(int, sys.argv[2:5])
+script, memory, cpu, fsize, nproc = sys.argv[1], *map(int, sys.argv[2:6])
 resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
 resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 _REFUSED = frozenset((
     "socket.__new__", "socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
     "socket.gethostbyname", "socket.gethostbyaddr", "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn",
@@ -67,32 +66,20 @@ except BaseException as exc:
 
 # -I: no PYTHON* variables, no user site, no script directory on sys.path. -S: no site-packages either, so the code
 # gets the standard library only, the same on a laptop's venv as on Lambda (where numpy/pandas are not installed).
-# -X utf8: stdout is UTF-8 whatever the (absent) locale says. -B: the runtime's directories are read-only on Lambda.
-_PYTHON_FLAGS = ("-I", "-S", "-B", "-X", "utf8")
+# -X utf8: stdout is UTF-8 whatever the (absent) locale says. -B: the runtime's directories are read-only.
+PYTHON_FLAGS = ("-I", "-S", "-B", "-X", "utf8")
+MAX_PROCESSES = 64
 _READ_CHUNK = 64 * 1024
-# How often the read loop looks whether the child has exited while something else (a background grandchild)
-# still holds its stdout open.
+# How often the read loop looks whether the child has exited while something else (a background grandchild) still
+# holds its stdout open.
 _EXIT_POLL_S = 0.05
-_PR_GET_DUMPABLE, _PR_SET_DUMPABLE = 3, 4
-_PASSED_THROUGH = ("LD_LIBRARY_PATH", "TZ")
 
 
-@dataclass(frozen=True)
-class SandboxLimits:
-    timeout_s: float = 20.0
-    memory_mb: int = 512
-    max_output_bytes: int = 64 * 1024  # kept of each of stdout and stderr; the rest is counted and dropped
-    max_file_bytes: int = 10 * 1024 * 1024  # largest file the code may write (RLIMIT_FSIZE)
-
-    @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> SandboxLimits:
-        s = settings or get_settings()
-        return cls(s.sandbox_timeout_s, s.sandbox_memory_mb, s.sandbox_max_output_bytes, s.sandbox_max_file_bytes)
-
-    @property
-    def cpu_s(self) -> int:
-        # CPU time of one thread cannot outrun the wall clock; this catches threads burning several cores at once.
-        return int(self.timeout_s) + 1
+def bootstrap_args(script: str, limits: SandboxLimits) -> list[str]:
+    """The interpreter's arguments after the interpreter itself: flags, the bootstrap, the script and the limits."""
+    memory = limits.memory_mb * 1024 * 1024
+    return [*PYTHON_FLAGS, "-c", BOOTSTRAP, script, str(memory), str(limits.cpu_s), str(limits.max_file_bytes),
+            str(MAX_PROCESSES)]  # fmt: skip
 
 
 @dataclass
@@ -100,13 +87,9 @@ class Captured:
     data: bytearray = field(default_factory=bytearray)
     total: int = 0  # bytes the stream carried, kept or not
 
-    @property
-    def cut(self) -> bool:
-        return self.total > len(self.data)
-
 
 @dataclass(frozen=True)
-class SandboxRun:
+class ChildRun:
     returncode: int
     timed_out: bool
     elapsed_s: float
@@ -114,15 +97,13 @@ class SandboxRun:
     stderr: Captured
 
 
-def run_script(script: Path, workdir: Path, tmpdir: Path, limits: SandboxLimits) -> SandboxRun:
-    """Runs `script` with `workdir` as its current directory; never raises for anything the script does."""
-    _protect_parent_memory()
-    args = [str(script), str(limits.memory_mb * 1024 * 1024), str(limits.cpu_s), str(limits.max_file_bytes)]
+def run_child(argv: list[str], *, cwd: Path, env: dict[str, str], timeout_s: float, keep: int) -> ChildRun:
+    """Runs argv to its end or the timeout, then kills its whole process group; never raises for what it does."""
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, *_PYTHON_FLAGS, "-c", _BOOTSTRAP, *args],
-        cwd=workdir,
-        env=_child_environment(tmpdir),
+        argv,
+        cwd=cwd,
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -131,18 +112,10 @@ def run_script(script: Path, workdir: Path, tmpdir: Path, limits: SandboxLimits)
         start_new_session=True,
     )
     try:
-        stdout, stderr, timed_out = _collect(proc, started + limits.timeout_s, limits.max_output_bytes)
+        stdout, stderr, timed_out = _collect(proc, started + timeout_s, keep)
     finally:
         _kill_group(proc)
-    return SandboxRun(proc.returncode, timed_out, time.monotonic() - started, stdout, stderr)
-
-
-def _child_environment(tmpdir: Path) -> dict[str, str]:
-    """Built from nothing, never filtered from ours: our environment holds the AWS credentials and the OpenAI key."""
-    env = {"LANG": "C.UTF-8", "TMPDIR": str(tmpdir)}
-    # Not secrets, and needed to start the interpreter as we were started (a shared libpython) and to keep local time.
-    env.update({name: os.environ[name] for name in _PASSED_THROUGH if name in os.environ})
-    return env
+    return ChildRun(proc.returncode, timed_out, time.monotonic() - started, stdout, stderr)
 
 
 def _collect(proc: subprocess.Popen[bytes], deadline: float, keep: int) -> tuple[Captured, Captured, bool]:
@@ -183,27 +156,9 @@ def _has_exited(proc: subprocess.Popen[bytes]) -> bool:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     for pipe in (proc.stdout, proc.stderr):
         if pipe is not None:
             pipe.close()
-
-
-@lru_cache(maxsize=1)
-def _protect_parent_memory() -> bool:
-    """Makes this process non-dumpable, so a child running as the same user cannot read /proc/<ppid>/environ or mem.
-
-    An empty environment is not enough on its own: on Lambda the child runs as the same user as the runtime, whose
-    initial environment holds the AWS credentials and stays readable through /proc unless the process is non-dumpable.
-    The flag only stops core dumps and same-user ptrace of this process. Returns whether the flag is set.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
-        return bool(libc.prctl(_PR_GET_DUMPABLE, 0, 0, 0, 0) == 0)
-    except (OSError, AttributeError):
-        return False

@@ -1,0 +1,111 @@
+"""What run_python sends the sandbox function, and what comes back: one JSON document each way.
+
+Both must fit Lambda's limit on a synchronous invocation (6 MB for the request, the same for the response), so the
+task's files travel inside them base64-encoded, within a byte budget, and whatever does not fit is named, not lost.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..config import Settings, get_settings
+
+LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024
+# Kept free in every payload for the JSON around the files, the limits, the lists of skipped files.
+PAYLOAD_RESERVE_BYTES = 192 * 1024
+MAX_CODE_CHARS = 128 * 1024
+MAX_FILES = 100  # copied in per run
+MAX_OUTPUT_FILES = 20  # saved per run
+
+
+def files_budget(*texts: str) -> int:
+    """Bytes of encoded files (SandboxFile.encoded_size) that fit in one payload beside these texts."""
+    # json.dumps escapes every non-ASCII character: an upper bound of what the payload's UTF-8 JSON needs.
+    return LAMBDA_PAYLOAD_BYTES - PAYLOAD_RESERVE_BYTES - sum(len(json.dumps(t)) for t in texts)
+
+
+class SandboxLimits(BaseModel):
+    """The child's limits. The caller may only lower what the settings allow (the runner clamps again)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timeout_s: float = Field(20.0, gt=0, le=900)
+    memory_mb: int = Field(512, ge=32, le=10_240)
+    max_output_bytes: int = Field(64 * 1024, ge=1, le=1024 * 1024)  # kept of each of stdout and stderr
+    max_file_bytes: int = Field(4 * 1024 * 1024, ge=1, le=64 * 1024 * 1024)  # largest file in or out
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> SandboxLimits:
+        s = settings or get_settings()
+        return cls(
+            timeout_s=s.sandbox_timeout_s,
+            memory_mb=s.sandbox_memory_mb,
+            max_output_bytes=s.sandbox_max_output_bytes,
+            max_file_bytes=s.sandbox_max_file_bytes,
+        )
+
+    @property
+    def cpu_s(self) -> int:
+        # CPU time of one thread cannot outrun the wall clock; this catches threads burning several cores at once.
+        return math.ceil(self.timeout_s) + 1
+
+    def within(self, ceiling: SandboxLimits) -> SandboxLimits:
+        return SandboxLimits(
+            timeout_s=min(self.timeout_s, ceiling.timeout_s),
+            memory_mb=min(self.memory_mb, ceiling.memory_mb),
+            max_output_bytes=min(self.max_output_bytes, ceiling.max_output_bytes),
+            max_file_bytes=min(self.max_file_bytes, ceiling.max_file_bytes),
+        )
+
+
+class SandboxFile(BaseModel):
+    path: str = Field(max_length=1024)  # relative to the working directory: data/sales.csv, output/chart.svg
+    data_b64: str
+
+    @classmethod
+    def of(cls, path: str, data: bytes) -> SandboxFile:
+        return cls(path=path, data_b64=base64.b64encode(data).decode("ascii"))
+
+    @property
+    def data(self) -> bytes:
+        return base64.b64decode(self.data_b64, validate=True)
+
+    @property
+    def encoded_size(self) -> int:
+        return len(self.data_b64) + len(self.path) + 32
+
+
+class SandboxRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(max_length=MAX_CODE_CHARS)
+    files: list[SandboxFile] = Field(default_factory=list, max_length=MAX_FILES)
+    limits: SandboxLimits
+
+
+class Stream(BaseModel):
+    text: str = ""  # what was kept, decoded as UTF-8 (undecodable bytes replaced)
+    kept: int = 0  # bytes of it in `text`
+    total: int = 0  # bytes the stream carried, kept or not
+
+    @property
+    def cut(self) -> bool:
+        return self.total > self.kept
+
+
+class SandboxResult(BaseModel):
+    exit_code: int | None = None  # negative: killed by that signal; None: the code never ran
+    timed_out: bool = False
+    elapsed_s: float = 0.0
+    stdout: Stream = Field(default_factory=Stream)
+    stderr: Stream = Field(default_factory=Stream)
+    outputs: list[SandboxFile] = Field(default_factory=list)  # new or changed files under output/
+    skipped_outputs: list[str] = Field(default_factory=list)  # "output/x (why)"
+    skipped_inputs: list[str] = Field(default_factory=list)
+    # Set when the sandbox could not run the code at all, or could not finish collecting its output: said to the
+    # model as it is, so it explains and (for a missing bubblewrap) says how to fix it.
+    error: str | None = None
