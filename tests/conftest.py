@@ -3,6 +3,7 @@
 - `aws`: a fresh moto for one test, with the template's table and bucket created from template.yaml.
 - `api`: calls the real Lambda handlers with API-Gateway-shaped events (routed by the template, like the gateway).
 - `live_server`: the dev server started once per session as a user starts it, for tests that speak HTTP.
+- `model_api`: a scripted OpenAI-compatible server in place of OpenAI's, for the real `openai` client.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pytest
 from moto import mock_aws
 
 from agent_core import aws
+from agent_core.agent import llm
 from agent_core.config import get_settings
 from agent_core.storage import bucket as bucket_module
 from agent_core.storage import table as table_module
@@ -31,6 +33,7 @@ from devserver.gateway import load_handler
 from devserver.lambdas import route_invokes
 from devserver.resources import LOCAL_CREDENTIALS, create_resources, free_port, serialize_dynamodb_writes
 from devserver.template import Template
+from tests.fake_model import FakeModelAPI
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = Template()
@@ -151,3 +154,17 @@ def live_server() -> Iterator[str]:
 def http(live_server: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=live_server, timeout=30) as client:
         yield client
+
+
+@pytest.fixture
+def model_api(monkeypatch: pytest.MonkeyPatch, api: Api) -> Iterator[FakeModelAPI]:
+    """The scripted model API in place of OpenAI's, for the handlers' real `openai` client."""
+    fake = FakeModelAPI()
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+    monkeypatch.setenv("OPENAI_MAX_RETRIES", "2")
+    get_settings.cache_clear()
+    llm._openai_chat.cache_clear()
+    yield fake
+    fake.close()
+    llm._openai_chat.cache_clear()

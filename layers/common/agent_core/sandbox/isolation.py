@@ -28,6 +28,7 @@ from .protocol import SandboxLimits
 
 SCRIPT_IN_SANDBOX = "/code/main.py"
 WORK_IN_SANDBOX = "/work"
+NOBODY = 65534
 TMP_BYTES = 64 * 1024 * 1024  # the fresh /tmp under bubblewrap, in memory
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # Not secrets, and needed to start the interpreter as we were started (a shared libpython) and to keep local time.
@@ -110,19 +111,22 @@ class Bubblewrap:
         return _probe(self.bwrap)
 
     def command(self, run: RunDir, limits: SandboxLimits) -> Command:
+        if _is_root():
+            _give(run.work, NOBODY)
         argv = [
             self.bwrap or "bwrap",
             *_namespaces(),
-            *("--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv", "--hostname", "sandbox"),
+            *("--die-with-parent", "--new-session", "--clearenv", "--hostname", "sandbox"),
             *_system_binds(),
-            *("--proc", "/proc", "--dev", "/dev", "--size", str(TMP_BYTES), "--tmpfs", "/tmp"),
+            *("--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp"),
+            *("--perms", "0755", "--dir", os.path.dirname(SCRIPT_IN_SANDBOX)),
             *("--ro-bind", str(run.script), SCRIPT_IN_SANDBOX),
             *("--bind", str(run.work), WORK_IN_SANDBOX, "--chdir", WORK_IN_SANDBOX),
             *("--setenv", "LANG", "C.UTF-8", "--setenv", "TMPDIR", "/tmp", "--setenv", "HOME", WORK_IN_SANDBOX),
             *(arg for name, value in _passed_through().items() for arg in ("--setenv", name, value)),
             "--",
             _python(),
-            *bootstrap_args(SCRIPT_IN_SANDBOX, limits),
+            *bootstrap_args(SCRIPT_IN_SANDBOX, limits, user=NOBODY if _is_root() else None),
         ]
         # bwrap itself gets nothing of our environment either: its own /proc entry is visible inside as pid 1.
         return Command(argv, run.root, {"PATH": os.defpath})
@@ -141,11 +145,27 @@ class Bubblewrap:
         pass
 
 
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _give(work: Path, uid: int) -> None:
+    """The working directory and the staged files to `uid`, so the code can write there as that user."""
+    for dirpath, dirnames, filenames in os.walk(work):
+        os.lchown(dirpath, uid, uid)
+        for name in dirnames + filenames:
+            os.lchown(os.path.join(dirpath, name), uid, uid)
+
+
 def _namespaces() -> list[str]:
-    return [
-        *("--unshare-user", "--uid", "65534", "--gid", "65534"),
-        *("--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"),
-    ]
+    """As a user, a user namespace maps us to nobody. As root, a user namespace would leave the code root to the
+    kernel (owner of root's files, exempt from RLIMIT_NPROC): instead bwrap keeps only the capabilities to change
+    user, and the bootstrap becomes nobody, for real, before the code runs."""
+    if _is_root():
+        privileges = ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:
+        privileges = ["--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY)]
+    return [*privileges, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
 
 
 def _system_binds() -> list[str]:
@@ -163,6 +183,9 @@ def _system_binds() -> list[str]:
     extra += [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(":") if p]
     for path in dict.fromkeys(extra):
         if not any(path == c or path.startswith(c + "/") for c in covered) and os.path.isdir(path):
+            # Directories bwrap makes on the way get mode 0700: the code, as nobody, must walk through them.
+            for parent in reversed(Path(path).parents[:-1]):
+                args += ["--perms", "0755", "--dir", str(parent)]
             args += ["--ro-bind", path, path]
             covered.append(path)
     for path in ("/etc/ld.so.cache", "/etc/localtime"):
@@ -180,7 +203,7 @@ def _probe(bwrap: str) -> str | None:
             timeout=20,
             env={"PATH": os.defpath},
         )
-    except (OSError, subprocess.TimeoutExpired) as exc:
+    except (OSError, subprocess.SubprocessError) as exc:
         return f"run_python cannot isolate code here: bubblewrap failed to start ({exc}). {INSTALL_HINT}"
     if done.returncode != 0:
         reason = done.stderr.decode("utf-8", "replace").strip()[:300] or f"exit code {done.returncode}"

@@ -20,15 +20,18 @@ from .protocol import SandboxLimits
 # Set inside the child before the code runs, then the code runs in the same interpreter. Limits are set here rather
 # than in a preexec_fn because preexec_fn may deadlock when the parent has threads (the dev server's workers). Hard
 # limits equal soft ones, so the code cannot raise them back; the CPU limit keeps one second of slack so SIGXCPU
-# (reported as such) arrives before the kernel's SIGKILL. RLIMIT_NPROC stops a fork bomb (under bubblewrap it counts
-# the sandbox's own user namespace). runpy makes the code a real __main__ module (pickle and multiprocessing work);
-# the traceback starts at the code's first frame, without runpy's or ours.
+# (reported as such) arrives before the kernel's SIGKILL. RLIMIT_NPROC stops a fork bomb.
+# runpy makes the code a real __main__ module (pickle and multiprocessing work); the traceback starts at the code's first frame, without runpy's or ours.
 #
 # The audit hook is defence in depth only, never the barrier: Python's own documentation says audit hooks are not a
 # sandbox, and code can switch this one off. The operating system's isolation (isolation.py) is what holds.
 BOOTSTRAP = """\
-import builtins, resource, runpy, sys, traceback
-script, memory, cpu, fsize, nproc = sys.argv[1], *map(int, sys.argv[2:6])
+import builtins, os, resource, runpy, sys, traceback
+script, memory, cpu, fsize, nproc, user = sys.argv[1], *map(int, sys.argv[2:7])
+if user >= 0:
+    os.setgroups([])
+    os.setgid(user)
+    os.setuid(user)
 resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
 resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
@@ -75,11 +78,12 @@ _READ_CHUNK = 64 * 1024
 _EXIT_POLL_S = 0.05
 
 
-def bootstrap_args(script: str, limits: SandboxLimits) -> list[str]:
-    """The interpreter's arguments after the interpreter itself: flags, the bootstrap, the script and the limits."""
+def bootstrap_args(script: str, limits: SandboxLimits, *, user: int | None = None) -> list[str]:
+    """The interpreter's arguments after the interpreter itself: flags, the bootstrap, the script, the limits and
+    the user to become first (root inside bubblewrap only)."""
     memory = limits.memory_mb * 1024 * 1024
-    return [*PYTHON_FLAGS, "-c", BOOTSTRAP, script, str(memory), str(limits.cpu_s), str(limits.max_file_bytes),
-            str(MAX_PROCESSES)]  # fmt: skip
+    numbers = (memory, limits.cpu_s, limits.max_file_bytes, MAX_PROCESSES, -1 if user is None else user)
+    return [*PYTHON_FLAGS, "-c", BOOTSTRAP, script, *map(str, numbers)]
 
 
 @dataclass
@@ -97,7 +101,14 @@ class ChildRun:
     stderr: Captured
 
 
-def run_child(argv: list[str], *, cwd: Path, env: dict[str, str], timeout_s: float, keep: int) -> ChildRun:
+def run_child(
+    argv: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    timeout_s: float,
+    keep: int,
+) -> ChildRun:
     """Runs argv to its end or the timeout, then kills its whole process group; never raises for what it does."""
     started = time.monotonic()
     proc = subprocess.Popen(

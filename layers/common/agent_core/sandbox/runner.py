@@ -90,11 +90,10 @@ def _run_in(run: RunDir, request: SandboxRequest, limits: SandboxLimits, isolati
             result.error = f"reading {OUTPUT_DIR}/ failed ({type(exc).__name__}); nothing was saved"
             return result
         result.outputs = collected.files
-        result.skipped_outputs = collected.skipped
-        if collected.unlisted:
-            result.skipped_outputs.append(f"{collected.unlisted} more files")
-        if collected.stopped:
-            result.skipped_outputs.append(f"the rest of {OUTPUT_DIR}/ ({collected.stopped})")
+        # Why the walk stopped comes first: the tool's report lists only the first few skipped files.
+        stopped = [f"the rest of {OUTPUT_DIR}/ ({collected.stopped})"] if collected.stopped else []
+        more = [f"{collected.unlisted} more files"] if collected.unlisted else []
+        result.skipped_outputs = stopped + collected.skipped + more
         return result
     finally:
         try:
