@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from agent_core.sandbox.cleanup import empty_dir, remove_tree
-from agent_core.sandbox.isolation import Bubblewrap, FunctionBoundary, choose
+from agent_core.sandbox.isolation import Bubblewrap, choose
 
 ROOT = Path(__file__).resolve().parents[2]
 needs_bwrap = pytest.mark.skipif(Bubblewrap().unavailable() is not None, reason="bubblewrap cannot run here")

@@ -17,11 +17,12 @@ from pathlib import Path
 
 from .protocol import SandboxLimits
 
-# Set inside the child before the code runs, then the code runs in the same interpreter. Limits are set here rather
-# than in a preexec_fn because preexec_fn may deadlock when the parent has threads (the dev server's workers). Hard
-# limits equal soft ones, so the code cannot raise them back; the CPU limit keeps one second of slack so SIGXCPU
-# (reported as such) arrives before the kernel's SIGKILL. RLIMIT_NPROC stops a fork bomb.
-# runpy makes the code a real __main__ module (pickle and multiprocessing work); the traceback starts at the code's first frame, without runpy's or ours.
+# Set inside the child before the code runs, then the code runs in the same interpreter. First, as root inside
+# bubblewrap, the child becomes nobody for real. Limits are set here rather than in a preexec_fn because preexec_fn
+# may deadlock when the parent has threads (the dev server's workers). Hard limits equal soft ones, so the code cannot
+# raise them back; the CPU limit keeps one second of slack so SIGXCPU (reported as such) arrives before the kernel's
+# SIGKILL; RLIMIT_NPROC stops a fork bomb. runpy makes the code a real __main__ module (pickle and multiprocessing
+# work); the traceback starts at the code's first frame, without runpy's or ours.
 #
 # The audit hook is defence in depth only, never the barrier: Python's own documentation says audit hooks are not a
 # sandbox, and code can switch this one off. The operating system's isolation (isolation.py) is what holds.
