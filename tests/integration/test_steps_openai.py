@@ -311,3 +311,16 @@ def test_image_read_mid_run_reaches_the_model_next_turn_only(api, model_api) -> 
     # and later turns only a note (each request carries the latest images, not every image ever read)
     later = [m for m in sent(model_api, 2)["messages"] if m["role"] == "user" and "tool calls returned" in str(m)]
     assert later == [{"role": "user", "content": "The image(s) your tool calls returned: [1 image(s) were shown here]"}]
+
+
+def test_text_that_cannot_be_encoded_is_kept_escaped_and_the_task_stays_usable(api, model_api) -> None:
+    # JSON may carry a lone surrogate (\ud800); neither DynamoDB nor a UTF-8 response can hold one as it is.
+    model_api.side_effect = [completion({"content": "half a pair: \ud800"}), completion({"content": "next"})]
+    task_id = new_task(api)
+
+    first = api("POST", f"/tasks/{task_id}/steps")
+    second = api("POST", f"/tasks/{task_id}/steps")
+
+    assert first.status == 200 and first.json()["output"] == "half a pair: \\ud800"
+    assert api("GET", f"/tasks/{task_id}/steps/{first.json()['step_id']}").json()["output"] == "half a pair: \\ud800"
+    assert second.status == 200 and second.json()["output"] == "next"

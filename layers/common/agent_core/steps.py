@@ -7,7 +7,7 @@ import time
 import uuid
 from typing import Any
 
-from . import idempotency, telemetry
+from . import idempotency, telemetry, utf8
 from .agent import catalog, llm
 from .agent.files import ArtifactFiles
 from .agent.loop import StepOutcome, build_messages, image_parts, run_turn
@@ -109,6 +109,12 @@ def _record_failure(step: StepRecord, *, name: str, output: str, model: str, err
     step.additional_output = {"model": model, "usage": _NO_USAGE, "cost_usd": 0.0, "tool_calls": [], "error": error}
 
 
+def _make_encodable(step: StepRecord) -> None:
+    """The model's text and the tools' results as they can be stored and answered (see utf8)."""
+    for name in ("name", "output", "additional_output", "messages", "artifacts"):
+        setattr(step, name, utf8.clean(getattr(step, name)))
+
+
 def execute_step(
     task_id: str, *, input: str | None, additional_input: dict[str, Any], idempotency_key: str | None = None
 ) -> Step:
@@ -158,6 +164,7 @@ def _execute(task_id: str, input: str | None, additional_input: dict[str, Any]) 
         )
     step.status, step.modified_at = "completed", now_iso()
     step.artifacts = list(files.written.values())
+    _make_encodable(step)
     try:
         get_table().finish_step(
             step,

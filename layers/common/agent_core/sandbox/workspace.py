@@ -140,7 +140,7 @@ class _Walk:
         if data is not None:
             file = SandboxFile.of(path, data)
             if file.encoded_size > self.budget:
-                data, reason = None, "over what one run can return (about 4.5 MB of files in all)"
+                data, reason = None, "over what one run can return (about 4.3 MB of files in all)"
             else:
                 self.budget -= file.encoded_size
                 self.out.files.append(file)

@@ -11,6 +11,7 @@ import signal
 import sys
 from typing import Any
 
+from ... import utf8
 from ...errors import AgentError
 from ...sandbox import client
 from ...sandbox.protocol import (
@@ -114,7 +115,7 @@ def pack_inputs(files: TaskFiles, code: str, max_file_bytes: int) -> tuple[list[
         elif len(packed) >= MAX_FILES:
             reason = f"over the {MAX_FILES}-file limit"
         elif size * 4 // 3 + 64 > budget:
-            reason = "over what one run can carry (about 4.5 MB of files in all); use read_file for it"
+            reason = "over what one run can carry (about 4.3 MB of files in all); use read_file for it"
         if reason is None:
             try:
                 file = SandboxFile.of(name, files.read(name))
@@ -125,7 +126,7 @@ def pack_inputs(files: TaskFiles, code: str, max_file_bytes: int) -> tuple[list[
                     packed.append(file)
                     budget -= file.encoded_size
                     continue
-                reason = "over what one run can carry (about 4.5 MB of files in all); use read_file for it"
+                reason = "over what one run can carry (about 4.3 MB of files in all); use read_file for it"
         skipped.append(f"{name} ({reason})")
     return packed, skipped
 
@@ -140,7 +141,7 @@ def _save_outputs(ctx: ToolContext, outputs: list[SandboxFile]) -> tuple[list[di
                 raise ValueError("not a path under output/")
             saved.append(ctx.files.write(out.path, out.data, content_type))
         except (ValueError, AgentError) as exc:  # the artifact store refused the path
-            skipped.append(f"{_printable(out.path)} ({exc})")
+            skipped.append(f"{utf8.clean(out.path)} ({exc})")
     return saved, skipped
 
 
@@ -163,7 +164,7 @@ def _report(
     lines.append("stdout:\n" + (_text(result.stdout, STDOUT_CHARS) or "(empty)"))
     if result.stderr.total:
         lines.append("stderr:\n" + _text(result.stderr, STDERR_CHARS))
-    return _printable(truncate("\n".join(lines)))
+    return utf8.clean(truncate("\n".join(lines)))
 
 
 def _status(result: SandboxResult, limits: SandboxLimits) -> str:
@@ -198,8 +199,3 @@ def _text(stream: Any, limit: int) -> str:
 def _listing(items: list[str]) -> str:
     shown = ", ".join(items[:MAX_LISTED])
     return shown + (f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else "")
-
-
-def _printable(text: str) -> str:
-    """What the step may store: lone surrogates (from JSON or undecodable names) cannot be written to DynamoDB."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
