@@ -57,7 +57,13 @@ def test_the_invoke_stays_within_lambdas_payload_limit(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(lambdas, "_invoke", measured)
     files = {f"f{i}.bin": bytes(900_000) for i in range(8)}
-    code = "import os, shutil\nfor name in os.listdir('.'):\n    if name.endswith('.bin'):\n        shutil.copy(name, 'output/a' + name)\n        shutil.copy(name, 'output/b' + name)"
+    code = (
+        "import os, shutil\n"
+        "for name in os.listdir('.'):\n"
+        "    if name.endswith('.bin'):\n"
+        "        shutil.copy(name, 'output/a' + name)\n"
+        "        shutil.copy(name, 'output/b' + name)"
+    )
 
     result, task_files = run(code, files)
 
