@@ -79,6 +79,7 @@ class Api:
         self.routes = TEMPLATE.routes()
         self.binary_types = TEMPLATE.binary_media_types()
         self.last_event: dict[str, Any] | None = None
+        self.function: str | None = None  # the function handling the current call (tests attribute AWS calls)
 
     def __call__(
         self,
@@ -111,7 +112,11 @@ class Api:
             binary_types=self.binary_types,
         )
         self.last_event = event
-        return apigw.parse_response(load_handler(route)(event, apigw.LambdaContext()))
+        self.function = route.function
+        try:
+            return apigw.parse_response(load_handler(route)(event, apigw.LambdaContext()))
+        finally:
+            self.function = None
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from agent_core.storage.table import get_table
-from tests.integration.test_steps_openai import completion, model_api, new_task  # noqa: F401 (fixture)
+from tests.fake_model import completion
+from tests.integration.test_steps_openai import new_task
 
 BODY = {"input": "Analyse the sales file", "additional_input": {"priority": "high"}}
 
