@@ -44,7 +44,7 @@ def test_failed_request_is_not_remembered(api) -> None:
     assert refused.status == 400 and fixed.status == 200
 
 
-def test_retried_step_with_the_same_key_runs_the_model_once(api, model_api) -> None:  # noqa: F811
+def test_retried_step_with_the_same_key_runs_the_model_once(api, model_api) -> None:
     model_api.side_effect = [completion({"content": "only once"}), completion({"content": "twice?"})]
     task_id = new_task(api)
 
