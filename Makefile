@@ -7,7 +7,7 @@ PORT ?= 8000
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: dev test lint typecheck template-lint sam-build unit bench clean
+.PHONY: dev test lint typecheck template-lint sam-build unit bench clean sandbox-tools
 
 $(VENV)/.installed: requirements-dev.txt layers/common/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,12 @@ $(TOOLS)/.installed: requirements-tools.txt
 	$(TOOLS)/bin/python -m pip install -q -r requirements-tools.txt
 	touch $@
 
+# bubblewrap isolates run_python's code locally (README "Isolation"); installed from Debian's packages where possible.
+sandbox-tools:
+	@sh scripts/install_bwrap.sh
+
 ## dev: install, then serve every route group on http://localhost:$(PORT)/ap/v1/agent over an embedded moto
-dev: $(VENV)/.installed
+dev: $(VENV)/.installed sandbox-tools
 	$(PY) -m devserver --port $(PORT)
 
 ## test: every check CI runs: ruff, mypy, the template checks, sam build, pytest
@@ -47,7 +51,7 @@ sam-build: $(TOOLS)/.installed
 	$(TOOLS)/bin/sam build --build-dir .aws-sam/ci-build --cache-dir .aws-sam/ci-cache >/dev/null
 	@echo "sam build: ok"
 
-unit: $(VENV)/.installed
+unit: $(VENV)/.installed sandbox-tools
 	$(VENV)/bin/pytest -q
 
 ## bench: print the benchmarks' figures (not a test)
@@ -56,6 +60,7 @@ bench: $(VENV)/.installed
 	$(PY) -m benchmarks.ddb_calls
 	$(PY) -m benchmarks.artifacts
 	$(PY) -m benchmarks.steps
+	$(PY) -m benchmarks.sandbox
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .venv-compat .aws-sam .pytest_cache .ruff_cache

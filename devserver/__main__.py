@@ -37,6 +37,18 @@ def build(rate_limit_per_minute: int | None = None):
     return Gateway(template, rate_limit_per_minute=rate_limit_per_minute), moto_url
 
 
+def _isolation() -> str:
+    from agent_core.sandbox.isolation import choose
+
+    isolation = choose(os.environ.get("SANDBOX_ISOLATION", ""))
+    why = isolation.unavailable()
+    if why is not None:
+        return f"REFUSES to run code: {why}"
+    if isolation.name == "none":
+        return "NOT ISOLATED (SANDBOX_ISOLATION=none): the agent's code can read and change what this user can"
+    return f"isolated by {isolation.name} (SANDBOX_ISOLATION)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m devserver", description=__doc__)
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
@@ -54,6 +66,7 @@ def main() -> None:
         f"({len(gateway.routes)} routes, ready in {time.monotonic() - started:.1f}s)"
     )
     print(f"rate limit: {limit or 'off'} requests/minute per client (RATE_LIMIT_PER_MINUTE)")
+    print(f"run_python: {_isolation()}")
     print(f"Agent Protocol API: http://localhost:{args.port}/ap/v1/agent", flush=True)
     uvicorn.run(gateway, host=args.host, port=args.port, log_level="warning")
 

@@ -27,3 +27,12 @@ def test_ddb_calls_prints_a_row_per_endpoint(capsys) -> None:
     assert rows["POST /tasks"][:2] == ["1", "TransactWriteItems"]
     assert rows["GET /tasks (page 1)"][:4] == ["2", "GetItem", "+", "Query"]
     assert len(rows) == 7
+
+
+def test_sandbox_benchmark_compares_the_isolated_run_with_the_bare_child(capsys) -> None:
+    from benchmarks import sandbox
+
+    table = sandbox.main(["--repeat", "2"])
+
+    assert table in capsys.readouterr().out
+    assert [line.split()[0] for line in table.splitlines()[2:]] == ["none", "bubblewrap", "run_python"]
