@@ -108,3 +108,16 @@ def test_invoke_create_event_answers_in_the_language_it_asks_for(aws_mock: None)
     response = _invoke(event)
     assert response.status == 400
     assert response.json()["error"]["message"] == "请求参数无效"
+
+
+def test_sandbox_sample_event_runs_its_code(aws_mock: None) -> None:
+    # The sandbox function's event (what the steps function sends; `sam local invoke SandboxFunction -e ...`)
+    root = Path(__file__).resolve().parents[2]
+    props = Template().of_type("AWS::Serverless::Function")["SandboxFunction"]
+    route = Route("SandboxFunction", "INVOKE", "SandboxFunction", root / props["CodeUri"], props["Handler"])
+    event = _load(root / "events" / "lambda" / "sandbox_run.json")
+
+    result = load_handler(route)(event, apigw.LambdaContext())
+
+    assert result["exit_code"] == 0 and result["stdout"]["text"] == "2 42\n"
+    assert [o["path"] for o in result["outputs"]] == ["output/total.txt"]
