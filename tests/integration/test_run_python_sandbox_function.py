@@ -127,3 +127,28 @@ def test_the_unisolated_child_runs_only_when_asked_for(monkeypatch: pytest.Monke
     result, _ = run("import os\nprint('pid', os.getpid() > 2)")
 
     assert not result.error and "pid True" in result.output
+
+
+def test_a_sandbox_failure_completes_the_step_with_the_error_and_the_task_stays_usable(
+    api: Any, model_api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fake_model import completion, tool_call
+
+    def broken(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        raise MemoryError
+
+    monkeypatch.setitem(lambdas._handlers, "SandboxFunction", broken)
+    model_api.side_effect = [
+        completion(tool_call("run_python", {"code": "print(1)"})),
+        completion({"content": "carrying on"}),
+    ]
+    task_id = api("POST", "/tasks", json_body={"input": "compute"}).json()["task_id"]
+
+    step = api("POST", f"/tasks/{task_id}/steps")
+    after = api("POST", f"/tasks/{task_id}/steps")
+
+    assert step.status == 200 and step.json()["status"] == "completed"
+    error = step.json()["additional_output"]["error"]
+    assert error["tool"] == "run_python" and "the sandbox function failed (MemoryError)" in error["message"]
+    assert api("GET", f"/tasks/{task_id}").json()["status"] != "failed"
+    assert after.status == 200 and after.json()["output"] == "carrying on"

@@ -142,6 +142,7 @@ def _execute(task_id: str, input: str | None, additional_input: dict[str, Any]) 
             "usage": usage,
             "cost_usd": cost,
             "tool_calls": outcome.tool_calls,
+            **({"error": outcome.error} if outcome.error else {}),
         }
         new_status = "completed" if step.is_last else "running"
     except OpenAIAPIError as exc:  # stored with the error; the task stays usable for the next step

@@ -38,6 +38,7 @@ class StepOutcome:
     messages: list[dict[str, Any]]
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     artifacts: list[dict[str, Any]] = field(default_factory=list)
+    error: dict[str, Any] | None = None  # the first tool whose own machinery failed
 
 
 def _task_text(task: TaskRecord) -> str:
@@ -132,7 +133,8 @@ def _run_tool(tools: dict[str, Tool], ctx: ToolContext, name: str, raw_args: str
     try:
         return tool.run(ctx, args), None
     except Exception as exc:  # a tool's own bug must not lose the step: the model and the user see it
-        return ToolResult(f"{name} failed: {type(exc).__name__}: {exc}", error=True), f"{type(exc).__name__}"
+        message = f"{name} failed: {type(exc).__name__}: {exc}"
+        return ToolResult(message, error=True, failure=message), f"{type(exc).__name__}"
 
 
 def run_turn(
@@ -143,6 +145,7 @@ def run_turn(
     recorded: list[dict[str, Any]] = [turn.assistant_message()]
     lines = [turn.content.strip()] if turn.content and turn.content.strip() else []
     calls, artifacts, is_last, late_images = [], [], False, []
+    failure: dict[str, Any] | None = None
     for index, call in enumerate(turn.tool_calls):
         left = ctx.seconds_left()
         error: str | None
@@ -167,6 +170,8 @@ def run_turn(
         lines.append(f"→ {call.name}: {truncate(result.output, OUTPUT_CHARS_PER_TOOL)}")
         artifacts.extend(result.artifacts)
         late_images.extend(result.images)
+        if result.failure and failure is None:
+            failure = {"code": "INTERNAL_ERROR", "type": "ToolFailure", "tool": call.name, "message": result.failure}
         is_last = is_last or result.is_last
     if late_images:  # tool messages cannot carry images: a user turn after them does, when the model answers next
         recorded.append(
@@ -185,4 +190,5 @@ def run_turn(
         messages=recorded,
         tool_calls=calls,
         artifacts=artifacts,
+        error=failure,
     )

@@ -47,6 +47,9 @@ class ToolResult:
     # (read again when the conversation is rebuilt) or {"data_url": ...} (small images only).
     images: list[dict[str, str]] = field(default_factory=list)
     error: bool = False
+    # Set when the tool's own machinery failed (not what the model asked for): the step records it in
+    # additional_output.error, completes, and leaves the task usable.
+    failure: str | None = None
 
 
 class Tool(Protocol):

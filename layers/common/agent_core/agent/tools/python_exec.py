@@ -89,13 +89,14 @@ class RunPython:
         try:
             result = client.run(SandboxRequest(code=code, files=files, limits=limits))
         except client.SandboxUnavailable as exc:
-            return ToolResult(f"run_python could not run the code: {exc}.", error=True)
+            message = f"run_python could not run the code: {exc}."
+            return ToolResult(message, error=True, failure=message)
         if result.error and result.exit_code is None:  # the code never ran (no isolation available, say)
-            return ToolResult(result.error, error=True)
+            return ToolResult(result.error, error=True, failure=result.error)
         saved, not_saved = _save_outputs(ctx, result.outputs)
         report = _report(result, limits, not_copied + result.skipped_inputs, saved, result.skipped_outputs + not_saved)
         failed = result.timed_out or result.exit_code != 0 or result.error is not None
-        return ToolResult(report, artifacts=saved, error=failed)
+        return ToolResult(report, artifacts=saved, error=failed, failure=result.error)
 
 
 def pack_inputs(files: TaskFiles, code: str, max_file_bytes: int) -> tuple[list[SandboxFile], list[str]]:
