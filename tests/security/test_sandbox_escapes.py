@@ -69,11 +69,16 @@ def attack(api: Any, model_api: FakeModelAPI) -> Iterator[Any]:
 
 
 def test_the_hook_is_really_off_so_the_os_is_what_holds(attack: Any) -> None:
-    status, _, report = attack("import _socket\ntried('socket', lambda: _socket.socket())\ntried('fork', os.fork)")
+    code = (
+        "def fork():\n    pid = os.fork()\n    if pid == 0:\n        os._exit(0)\n"
+        "    os.waitpid(pid, 0)\n    return 'forked'\n"
+        "tried('fork', fork)\nimport _socket\ntried('socket', lambda: _socket.socket())"
+    )
+    status, _, report = attack(code)
 
     assert status == 200
-    assert "socket -> <socket" in report  # made: only the network namespace stands between it and the host
-    assert "fork -> refused" not in report or "not allowed in run_python" not in report
+    assert "fork -> 'forked'" in report  # the audit hook would have refused it
+    assert "socket -> refused: PermissionError [Errno 1]" in report  # the seccomp filter does
 
 
 def test_no_secret_of_the_servers_environment_reaches_the_code(attack: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import botocore.session
 import pytest
+from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 
 from agent_core import aws
 from agent_core.config import get_settings
@@ -167,7 +169,7 @@ def _needed(service: str, operation: str, params: dict[str, Any]) -> set[str]:
 
 
 @pytest.fixture
-def recorded(api: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, set[str]]:
+def recorded(api: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, set[str]]]:
     """function -> the IAM actions its calls needed, for every client made from now on, whatever session made it
     (Powertools makes its own): each new client gets an observer on its events; the calls themselves are untouched."""
     used: dict[str, set[str]] = defaultdict(set)
@@ -189,7 +191,9 @@ def recorded(api: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, set[str]]:
 
     monkeypatch.setattr(botocore.session.Session, "create_client", observed)
     aws.reset()
-    return used
+    DEFAULT_PROVIDERS.clear()  # Powertools keeps its SSM client (and what it read) from earlier tests
+    yield used
+    DEFAULT_PROVIDERS.clear()
 
 
 def _function_route(function: str) -> Route:

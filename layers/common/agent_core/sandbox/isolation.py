@@ -29,7 +29,7 @@ from .protocol import SandboxLimits
 SCRIPT_IN_SANDBOX = "/code/main.py"
 WORK_IN_SANDBOX = "/work"
 NOBODY = 65534
-TMP_BYTES = 64 * 1024 * 1024  # the fresh /tmp under bubblewrap, in memory
+TMP_BYTES = 64 * 1024 * 1024  # each of the fresh /tmp and /dev/shm under bubblewrap, in memory
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # Not secrets, and needed to start the interpreter as we were started (a shared libpython) and to keep local time.
 _PASSED_THROUGH = ("LD_LIBRARY_PATH", "TZ")
@@ -119,6 +119,8 @@ class Bubblewrap:
             *("--die-with-parent", "--new-session", "--clearenv", "--hostname", "sandbox"),
             *_system_binds(),
             *("--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp"),
+            # multiprocessing's locks are POSIX semaphores, files in /dev/shm.
+            *("--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/dev/shm"),
             *("--perms", "0755", "--dir", os.path.dirname(SCRIPT_IN_SANDBOX)),
             *("--ro-bind", str(run.script), SCRIPT_IN_SANDBOX),
             *("--bind", str(run.work), WORK_IN_SANDBOX, "--chdir", WORK_IN_SANDBOX),

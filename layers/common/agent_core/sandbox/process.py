@@ -15,20 +15,23 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import seccomp
 from .protocol import SandboxLimits
 
 # Set inside the child before the code runs, then the code runs in the same interpreter. First, as root inside
 # bubblewrap, the child becomes nobody for real. Limits are set here rather than in a preexec_fn because preexec_fn
 # may deadlock when the parent has threads (the dev server's workers). Hard limits equal soft ones, so the code cannot
 # raise them back; the CPU limit keeps one second of slack so SIGXCPU (reported as such) arrives before the kernel's
-# SIGKILL; RLIMIT_NPROC stops a fork bomb. runpy makes the code a real __main__ module (pickle and multiprocessing
-# work); the traceback starts at the code's first frame, without runpy's or ours.
+# SIGKILL; RLIMIT_NPROC stops a fork bomb. Then the seccomp filter (seccomp.py) takes sockets and the like away for
+# good. runpy makes the code a real __main__ module (pickle and multiprocessing work); the traceback starts at the
+# code's first frame, without runpy's or ours.
 #
 # The audit hook is defence in depth only, never the barrier: Python's own documentation says audit hooks are not a
 # sandbox, and code can switch this one off. The operating system's isolation (isolation.py) is what holds.
 BOOTSTRAP = """\
 import builtins, os, resource, runpy, sys, traceback
 script, memory, cpu, fsize, nproc, user = sys.argv[1], *map(int, sys.argv[2:7])
+syscalls = bytes.fromhex(sys.argv[7])
 if user >= 0:
     os.setgroups([])
     os.setgid(user)
@@ -38,6 +41,17 @@ resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
 resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+if syscalls:
+    import ctypes
+    class _Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+    _libc = ctypes.CDLL(None, use_errno=True)
+    # PR_SET_NO_NEW_PRIVS, then PR_SET_SECCOMP with SECCOMP_MODE_FILTER; without the filter the code does not run.
+    if _libc.prctl(38, 1, 0, 0, 0) or _libc.prctl(22, 2, ctypes.byref(_Program(len(syscalls) // 8, syscalls)), 0, 0):
+        sys.exit(f"run_python: the sandbox could not install its system-call filter (errno {ctypes.get_errno()})")
+    for _name in [m for m in sys.modules if m.split(".")[0] in ("ctypes", "_ctypes")]:
+        del sys.modules[_name]  # importing it again goes through the audit hook below
+    del ctypes, _Program, _libc
 _REFUSED = frozenset((
     "socket.__new__", "socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
     "socket.gethostbyname", "socket.gethostbyaddr", "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn",
@@ -72,7 +86,7 @@ except BaseException as exc:
 # gets the standard library only, the same on a laptop's venv as on Lambda (where numpy/pandas are not installed).
 # -X utf8: stdout is UTF-8 whatever the (absent) locale says. -B: the runtime's directories are read-only.
 PYTHON_FLAGS = ("-I", "-S", "-B", "-X", "utf8")
-MAX_PROCESSES = 64
+MAX_PROCESSES = 32
 _READ_CHUNK = 64 * 1024
 # How often the read loop looks whether the child has exited while something else (a background grandchild) still
 # holds its stdout open.
@@ -84,7 +98,7 @@ def bootstrap_args(script: str, limits: SandboxLimits, *, user: int | None = Non
     the user to become first (root inside bubblewrap only)."""
     memory = limits.memory_mb * 1024 * 1024
     numbers = (memory, limits.cpu_s, limits.max_file_bytes, MAX_PROCESSES, -1 if user is None else user)
-    return [*PYTHON_FLAGS, "-c", BOOTSTRAP, script, *map(str, numbers)]
+    return [*PYTHON_FLAGS, "-c", BOOTSTRAP, script, *map(str, numbers), seccomp.program().hex()]
 
 
 @dataclass
