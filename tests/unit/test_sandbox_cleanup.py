@@ -98,8 +98,9 @@ def test_bubblewrap_missing_is_refused_with_how_to_get_it() -> None:
     assert "apt-get install bubblewrap" in message and "SANDBOX_ISOLATION=none" in message
 
 
-# Runs in a PID namespace and a private /tmp: starts what an earlier run could have left (a setsid process, a
-# double-forked one, files in /tmp), then does what the sandbox function does, and reports what is left.
+# Runs in a PID namespace, with a private scratch directory standing for Lambda's /tmp (SCRATCH, also TMPDIR):
+# starts what an earlier run could have left (a setsid process, a double-forked one, files), then does what the
+# sandbox function does, and reports what is left.
 HARNESS = r"""
 import json, os, subprocess, sys, time
 from pathlib import Path
@@ -112,7 +113,8 @@ def others():
     return sorted(int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in mine
                   and open(f"/proc/{p}/stat").read().split(")")[1].split()[0] not in "ZX")
 
-lambda_env = FunctionBoundary("lambda", clean=True, scratch=Path("/tmp"))
+scratch = Path(os.environ["SCRATCH"])
+lambda_env = FunctionBoundary("lambda", clean=True, scratch=scratch)
 report = {}
 subprocess.Popen(["sleep", "60"], start_new_session=True)
 if os.fork() == 0:
@@ -121,13 +123,13 @@ if os.fork() == 0:
         os.execv("/bin/sleep", ["sleep", "60"])
     os._exit(0)
 os.wait()
-Path("/tmp/left-by-an-earlier-run").write_text("secret")
-(Path("/tmp") / "dir" / "sub").mkdir(parents=True)
+(scratch / "left-by-an-earlier-run").write_text("secret")
+(scratch / "dir" / "sub").mkdir(parents=True)
 time.sleep(0.2)
 report["before"] = len(others())
 lambda_env.start_invocation()
 time.sleep(0.2)
-report["after_start"] = {"processes": others(), "tmp": os.listdir("/tmp")}
+report["after_start"] = {"processes": others(), "tmp": os.listdir(scratch)}
 
 code = '''
 import gc, os
@@ -142,15 +144,17 @@ print("left things behind")
 result = runner.run(SandboxRequest(code=code, limits=SandboxLimits(timeout_s=5)), isolation=lambda_env)
 time.sleep(0.2)
 report["run"] = result.stdout.text + result.stderr.text
-report["after_run"] = {"processes": others(), "tmp": os.listdir("/tmp")}
+report["after_run"] = {"processes": others(), "tmp": os.listdir(scratch)}
 print(json.dumps(report))
 """
 
 
 @needs_bwrap
 def test_the_sandbox_function_starts_and_ends_every_invocation_clean(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "layers" / "common")}
-    harness = ["bwrap", "--dev-bind", "/", "/", "--tmpfs", "/tmp", "--unshare-pid", "--proc", "/proc"]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "layers" / "common"), "SCRATCH": str(scratch), "TMPDIR": str(scratch)}
+    harness = ["bwrap", "--dev-bind", "/", "/", "--tmpfs", str(scratch), "--unshare-pid", "--proc", "/proc"]
     done = subprocess.run(
         [*harness, "--die-with-parent", "--", sys.executable, "-c", HARNESS],
         capture_output=True,
