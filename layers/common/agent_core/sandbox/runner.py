@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -51,12 +52,21 @@ def run(
         limits = limits.model_copy(update={"timeout_s": timeout})
     isolation.start_invocation()
     try:
-        return _run_in(RunDir(Path(tempfile.mkdtemp(prefix="run_python-"))), request, limits, isolation)
+        run = RunDir(Path(tempfile.mkdtemp(prefix="run_python-")))
+        # Held from before the code runs: where the code can reach the run directory's path (the function
+        # boundary), it may replace it with a symlink; this descriptor still names the real one.
+        root = os.open(run.root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            return _run_in(run, root, request, limits, isolation)
+        finally:
+            os.close(root)
     finally:
         isolation.end_invocation()
 
 
-def _run_in(run: RunDir, request: SandboxRequest, limits: SandboxLimits, isolation: Isolation) -> SandboxResult:
+def _run_in(
+    run: RunDir, root: int, request: SandboxRequest, limits: SandboxLimits, isolation: Isolation
+) -> SandboxResult:
     try:
         run.work.mkdir()
         run.tmp.mkdir()
@@ -79,7 +89,7 @@ def _run_in(run: RunDir, request: SandboxRequest, limits: SandboxLimits, isolati
         )
         try:
             collected = collect(
-                run.work,
+                root,
                 staged,
                 max_file_bytes=limits.max_file_bytes,
                 budget_bytes=files_budget(result.stdout.text, result.stderr.text, json.dumps(staged.skipped)),

@@ -66,15 +66,21 @@ class Collected:
     stopped: str | None = None  # why the walk ended early
 
 
-def collect(work: Path, staged: Staged, *, max_file_bytes: int, budget_bytes: int, deadline: float) -> Collected:
-    """Regular files under output/ that the run created or changed, directory by directory in name order.
+def collect(root: int, staged: Staged, *, max_file_bytes: int, budget_bytes: int, deadline: float) -> Collected:
+    """Regular files under work/output/ of the run directory open as `root` that the run created or changed,
+    directory by directory in name order.
 
-    Nothing of the code's runs any more, and everything is opened relative to a directory descriptor with
-    O_NOFOLLOW, so a symlink the code planted (to /proc/<our pid>/environ, say) is reported, never read.
+    Nothing of the code's runs any more, and every component is opened relative to a descriptor with O_NOFOLLOW (the
+    run directory's own was opened before the code ran), so a symlink the code planted anywhere on the way, even in
+    place of work/ itself, is reported, never followed.
     """
     out = Collected()
     try:
-        top = os.open(work / OUTPUT_DIR, _DIRECTORY)
+        work = os.open("work", _DIRECTORY, dir_fd=root)
+        try:
+            top = os.open(OUTPUT_DIR, _DIRECTORY, dir_fd=work)
+        finally:
+            os.close(work)
     except FileNotFoundError:
         return out
     except OSError:
