@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -38,6 +39,15 @@ from tests.fake_model import FakeModelAPI
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = Template()
 API = "/ap/v1/agent"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _process_stays_dumpable() -> Iterator[None]:
+    """The sandbox's namespace-less backends make their process non-dumpable; tests run those in processes of their
+    own (tests/bare_run.py), never in this one, whose /proc entries other tools may need to read."""
+    yield
+    if sys.platform.startswith("linux"):
+        assert ctypes.CDLL(None).prctl(3, 0, 0, 0, 0) == 1, "a test made the test process non-dumpable"
 
 
 @pytest.fixture(autouse=True)

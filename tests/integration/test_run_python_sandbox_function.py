@@ -12,6 +12,7 @@ from agent_core.agent.tools.base import ToolContext
 from agent_core.agent.tools.python_exec import RunPython
 from agent_core.sandbox.protocol import LAMBDA_PAYLOAD_BYTES, SandboxLimits
 from devserver import lambdas
+from tests.bare_run import run_bare
 from tests.unit.test_tool_run_python import InMemoryFiles
 
 LIMITS = SandboxLimits(timeout_s=5, memory_mb=256)
@@ -118,15 +119,13 @@ def test_without_bubblewrap_run_python_refuses_and_says_how_to_get_it(monkeypatc
     assert "ran" not in result.output
 
 
-def test_the_unisolated_child_runs_only_when_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SANDBOX_ISOLATION", "none")
-    from agent_core.config import get_settings
+def test_the_unisolated_child_runs_only_when_asked_for_and_shields_its_parent() -> None:
+    # SANDBOX_ISOLATION=none: no namespaces, so the runner's process is made non-dumpable (its /proc/<pid>/environ,
+    # the credentials on Lambda, unreadable by the child of the same user).
+    answer = run_bare("import os\nprint('ran as a child of', os.getppid() > 1)")
 
-    get_settings.cache_clear()
-
-    result, _ = run("import os\nprint('pid', os.getpid() > 2)")
-
-    assert not result.error and "pid True" in result.output
+    assert answer["result"]["stdout"]["text"] == "ran as a child of True\n"
+    assert answer["dumpable"] == 0
 
 
 def test_a_sandbox_failure_completes_the_step_with_the_error_and_the_task_stays_usable(

@@ -261,3 +261,49 @@ def test_storage_failure_still_answers_a_browser_with_cors_headers(failing_dynam
     response = api("GET", "/tasks", headers={"Origin": "https://app.example"})
     assert _error(response, 500, "INTERNAL_ERROR")
     assert response.header("access-control-allow-origin") == "*"
+
+
+@pytest.mark.parametrize("depth", [33, 256, 998, 5000])
+def test_deeply_nested_additional_input_is_refused_before_anything_is_stored(api, depth: int) -> None:
+    # Stored, such a value would break every later answer that includes it (a poison record).
+    nested = "[" * depth + "]" * depth
+    body = f'{{"input": "x", "additional_input": {{"a": {nested}}}}}'.encode()
+    before = api("GET", "/tasks").json()["pagination"]["total"]
+
+    response = api("POST", "/tasks", body=body, headers={"content-type": "application/json"})
+
+    assert response.status == 400, response.body[:300]
+    assert response.json()["error"]["code"] == "INVALID_REQUEST"
+    assert api("GET", "/tasks").json()["pagination"]["total"] == before
+
+
+def test_additional_input_nested_to_the_limit_is_taken(api) -> None:
+    nested: dict = {}
+    for _ in range(31):
+        nested = {"n": nested}
+
+    response = api("POST", "/tasks", json_body={"input": "x", "additional_input": nested})
+
+    assert response.status == 200
+    assert api("GET", f"/tasks/{response.json()['task_id']}").json()["additional_input"] == nested
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_json(api, token: str) -> None:
+    body = f'{{"input": "x", "additional_input": {{"v": {token}}}}}'.encode()
+
+    response = api("POST", "/tasks", body=body, headers={"content-type": "application/json"})
+
+    error = _error(response, 400, "INVALID_REQUEST")
+    assert error["details"]["field"] == "additional_input"
+
+
+def test_a_steps_additional_input_has_the_tasks_limit(api) -> None:
+    task_id = api("POST", "/tasks", json_body={"input": "x"}).json()["task_id"]
+    limit = get_settings().max_additional_input_bytes
+
+    response = api("POST", f"/tasks/{task_id}/steps", json_body={"additional_input": {"blob": "y" * limit}})
+
+    error = _error(response, 400, "INVALID_REQUEST")
+    assert error["details"]["field"] == "additional_input"
+    assert api("GET", f"/tasks/{task_id}/steps").json()["steps"] == []

@@ -11,9 +11,8 @@ import sys
 
 import pytest
 
-from agent_core.sandbox import runner, seccomp
-from agent_core.sandbox.isolation import FunctionBoundary
-from agent_core.sandbox.protocol import SandboxLimits, SandboxRequest
+from agent_core.sandbox import seccomp
+from tests.bare_run import run_bare
 
 DISARM = """
 import gc, os
@@ -29,12 +28,9 @@ def tried(label, fn):
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="seccomp is Linux's")
 
 
-def run_bare(code: str) -> str:
-    result = runner.run(
-        SandboxRequest(code=DISARM + code, limits=SandboxLimits(timeout_s=10)),
-        isolation=FunctionBoundary("none", clean=False),
-    )
-    return result.stdout.text + result.stderr.text
+def run_unisolated(code: str) -> str:
+    result = run_bare(DISARM + code)["result"]
+    return str(result["stdout"]["text"] + result["stderr"]["text"])
 
 
 @pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
@@ -71,7 +67,7 @@ def test_no_socket_to_loopback_even_with_the_hook_off() -> None:
             "tried('ptrace', lambda: (libc.ptrace(0, 0, 0, 0), ctypes.get_errno()))\n"
             "import multiprocessing\nwith multiprocessing.Pool(2) as pool:\n    print('pool', pool.map(abs, [-3]))\n"
         )
-        output = run_bare(code)
+        output = run_unisolated(code)
         with pytest.raises(TimeoutError):
             listener.accept()
 

@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agent_core.sandbox import runner
-from agent_core.sandbox.isolation import FunctionBoundary
-from agent_core.sandbox.protocol import SandboxLimits, SandboxRequest
 from agent_core.sandbox.workspace import MAX_DEPTH, Staged, collect
+from tests.bare_run import run_bare
 
 
 def collect_from(tmp_path: Path, **overrides: float) -> tuple[list[str], list[str], str | None]:
@@ -70,11 +68,9 @@ def test_a_run_directory_swapped_for_a_symlink_is_not_followed(tmp_path: Path) -
         f"os.rename(root + '/work', root + '/gone')\nos.symlink({str(elsewhere)!r}, root + '/work')\n"
     )
 
-    result = runner.run(
-        SandboxRequest(code=code, limits=SandboxLimits(timeout_s=5)), isolation=FunctionBoundary("none", clean=False)
-    )
+    result = run_bare(code)["result"]
 
-    assert result.exit_code == 0, result.stderr.text
-    assert result.outputs == []
-    assert result.skipped_outputs == ["the rest of output/ (output is not a directory)"]
+    assert result["exit_code"] == 0, result["stderr"]
+    assert result["outputs"] == []
+    assert result["skipped_outputs"] == ["the rest of output/ (output is not a directory)"]
     assert (elsewhere / "output" / "secret.txt").read_text() == "hostsecret"  # and the removal left it alone

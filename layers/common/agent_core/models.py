@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -12,6 +13,9 @@ from .config import get_settings
 
 TaskStatus = Literal["created", "running", "completed", "failed"]
 TASK_STATUSES: tuple[str, ...] = ("created", "running", "completed", "failed")
+
+# Objects and arrays in additional_input may nest this deep (answers are serialized recursively).
+MAX_JSON_DEPTH = 32
 
 TaskId = Annotated[UUID, Field(description="A task's id (UUID)")]
 Timestamp = Annotated[str, Field(description="ISO 8601 UTC, e.g. 2024-01-15T10:30:00.000Z")]
@@ -39,6 +43,37 @@ class _InputBody(_Request):
     @classmethod
     def _none_is_empty(cls, value: Any) -> Any:
         return {} if value is None else value
+
+    @field_validator("additional_input")
+    @classmethod
+    def _additional_input_fits(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """Whatever would break a later read is refused before anything is stored: nesting deeper than answers can
+        be serialized, NaN or Infinity (not JSON), more bytes than the item and the model's prompt should carry."""
+        depth = json_depth(value)
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"additional_input nests objects or arrays more than {MAX_JSON_DEPTH} levels deep")
+        try:
+            size = len(json.dumps(value, ensure_ascii=False, allow_nan=False).encode())
+        except ValueError as exc:
+            raise ValueError("additional_input holds NaN or Infinity, which JSON does not allow") from exc
+        limit = get_settings().max_additional_input_bytes
+        if size > limit:
+            raise ValueError(f"additional_input is {size} bytes of JSON; the limit is {limit}")
+        return value
+
+
+def json_depth(value: Any) -> int:
+    """How deeply objects and arrays nest in `value` (a scalar is 0), without recursion."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if depth <= MAX_JSON_DEPTH:  # deeper is refused anyway: no need to walk it all
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 class TaskRequestBody(_InputBody):

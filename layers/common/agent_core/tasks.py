@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime
 from typing import Any
 
 from . import idempotency
 from .agent import catalog
-from .config import get_settings
 from .errors import Conflict, InvalidRequest, TaskAlreadyRunning, TaskNotFound
 from .models import Artifact, Pagination, Task, TaskList
 from .paging import PageRequest
@@ -38,12 +36,6 @@ def create_task(*, input: str, additional_input: dict[str, Any], idempotency_key
 
 
 def _create(input: str, additional_input: dict[str, Any]) -> Task:
-    size = len(json.dumps(additional_input, ensure_ascii=False).encode())
-    limit = get_settings().max_additional_input_bytes
-    if size > limit:
-        raise InvalidRequest(
-            f"additional_input is {size} bytes of JSON; the limit is {limit}", field="additional_input"
-        )
     catalog.check_agent_options(additional_input)  # a bad model or image list fails now, not at the first step
     now = now_iso()
     record = TaskRecord(
