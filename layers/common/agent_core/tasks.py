@@ -8,7 +8,7 @@ from typing import Any
 
 from . import idempotency
 from .agent import catalog
-from .errors import Conflict, InvalidRequest, TaskAlreadyRunning, TaskNotFound
+from .errors import Conflict, InsufficientResources, InvalidRequest, TaskAlreadyRunning, TaskNotFound
 from .models import Artifact, Pagination, Task, TaskList
 from .paging import PageRequest
 from .storage.bucket import get_bucket
@@ -46,7 +46,12 @@ def _create(input: str, additional_input: dict[str, Any]) -> Task:
         created_at=now,
         modified_at=now,
     )
-    get_table().create_task(record)
+    try:
+        get_table().create_task(record)
+    except Conflict as exc:  # other writes kept meeting this one on the counters item, even after retries
+        raise InsufficientResources(
+            "the task store is busy with other writes; try again", retry_after_s=1, suggestion="retry in a second"
+        ) from exc
     return _public(record)
 
 

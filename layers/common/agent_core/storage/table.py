@@ -13,6 +13,8 @@ Layout:
 from __future__ import annotations
 
 import json
+import random
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from functools import lru_cache
@@ -27,6 +29,8 @@ from ..errors import Conflict
 from .records import ArtifactRecord, PendingUpload, StepRecord, TaskRecord, TaskState
 
 _ser, _de = TypeSerializer(), TypeDeserializer()
+_CONFLICT_ATTEMPTS = 5
+_CONFLICT_BACKOFF_S = 0.02
 COUNTERS_KEY = {"PK": {"S": "AGENT"}, "SK": {"S": "COUNTERS"}}
 BY_CREATED, BY_STATUS, BY_REF = "ByCreated", "ByStatus", "ByRef"
 _JSON_FIELDS = ("additional_input", "artifacts", "additional_output", "messages")
@@ -42,6 +46,17 @@ def _sort_key(created_at: str, task_id: str) -> str:
 
 def _to_item(plain: dict[str, Any]) -> dict[str, Any]:
     return {k: _ser.serialize(utf8.clean(v)) for k, v in plain.items()}
+
+
+def _cancellation_reasons(exc: ClientError) -> str | None:
+    """Why a transaction was cancelled ("ConditionalCheckFailed", "TransactionConflict", ...), or None for any other
+    error. The codes come in CancellationReasons, or only in the message."""
+    error = exc.response["Error"]
+    if error["Code"] not in ("TransactionCanceledException", "TransactionConflictException"):
+        return None
+    reasons = [str(r.get("Code")) for r in exc.response.get("CancellationReasons", [])]
+    text = f"{' '.join(reasons)} {error.get('Message', '')}".strip()
+    return text if "ConditionalCheckFailed" in text or "TransactionConflict" in text else None
 
 
 def _from_item(item: dict[str, Any]) -> dict[str, Any]:
@@ -505,18 +520,19 @@ class TaskTable:
         }
 
     def _transact(self, items: list[dict[str, Any]]) -> None:
-        try:
-            self.client.transact_write_items(TransactItems=items)
-        except ClientError as exc:
-            error = exc.response["Error"]
-            if error["Code"] in ("TransactionCanceledException", "TransactionConflictException"):
-                # A failed condition, or another transaction on the same item at the same moment: both mean
-                # "someone else changed it first". Codes come in CancellationReasons, or only in the message.
-                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-                text = " ".join(str(r) for r in reasons) + " " + error.get("Message", "")
-                if "ConditionalCheckFailed" in text or "TransactionConflict" in text:
-                    raise Conflict(text.strip()) from exc
-            raise
+        """One transaction. A failed condition is a Conflict at once. Another transaction on one of its items at the
+        same moment (the counters item, mostly) leaves the write valid: it is tried again, with jitter, a few times."""
+        for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
+            try:
+                self.client.transact_write_items(TransactItems=items)
+                return
+            except ClientError as exc:
+                reasons = _cancellation_reasons(exc)
+                if reasons is None:
+                    raise
+                if "ConditionalCheckFailed" in reasons or attempt == _CONFLICT_ATTEMPTS:
+                    raise Conflict(reasons) from exc
+                time.sleep(random.uniform(0, _CONFLICT_BACKOFF_S * 2**attempt))
 
     def _index_query(self, status: str | None, created_after: str | None) -> dict[str, Any]:
         pk, sk, index = ("GSI2PK", "GSI2SK", BY_STATUS) if status else ("GSI1PK", "GSI1SK", BY_CREATED)
