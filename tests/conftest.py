@@ -135,31 +135,34 @@ def api(aws_mock: None) -> Api:
 
 
 @pytest.fixture(scope="session")
-def live_server() -> Iterator[str]:
-    """`python -m devserver` on a free port; yields the API's base URL."""
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`python -m devserver` on a free port; yields the API's base URL. Its output goes to a file: a pipe nobody
+    reads fills up and blocks the server."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OPENAI_"))}
     env.update(RATE_LIMIT_PER_MINUTE="0", PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "devserver", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    log = tmp_path_factory.mktemp("devserver") / "output.log"
+    with log.open("wb") as output:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "devserver", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}{API}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"dev server exited: {proc.stdout.read().decode() if proc.stdout else ''}")
+            raise RuntimeError(f"dev server exited: {log.read_text(errors='replace')[-3000:]}")
         try:
             if httpx.get(f"{base}/tasks", timeout=1).status_code == 200:
                 break
         except httpx.HTTPError:
             time.sleep(0.2)
     else:
-        raise RuntimeError("dev server did not start in 60 s")
+        raise RuntimeError(f"dev server did not start in 60 s: {log.read_text(errors='replace')[-3000:]}")
     yield base
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=10)

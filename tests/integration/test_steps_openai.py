@@ -187,7 +187,7 @@ def test_concurrent_steps_on_one_task_run_exactly_once(api, model_api) -> None:
         time.sleep(0.01)
     release.set()
     for t in threads:
-        t.join()
+        t.join(30)
 
     assert sorted(statuses) == [200] + [409] * 9
     assert model_api.call_count == 1
@@ -261,11 +261,13 @@ def test_task_deleted_while_its_step_runs_answers_404(api, model_api) -> None:
 
     worker = threading.Thread(target=post)
     worker.start()
-    while not model_api.requests:
+    deadline = time.monotonic() + 20
+    while not model_api.requests and time.monotonic() < deadline:
         time.sleep(0.01)
+    assert model_api.requests, "the step never reached the model"
     assert api("DELETE", f"/tasks/{task_id}").status == 200
     release.set()
-    worker.join()
+    worker.join(30)
 
     assert result[0].status == 404 and result[0].json()["error"]["code"] == "TASK_NOT_FOUND"
     state, steps = get_table().load_task_with_steps(task_id)

@@ -96,6 +96,7 @@ def test_get_task_unknown_id_is_404_task_not_found(api) -> None:
     assert response.status == 404
     assert response.json() == {
         "success": False,
+        "message": "The specified task does not exist",
         "error": {
             "code": "TASK_NOT_FOUND",
             "message": "The specified task does not exist",

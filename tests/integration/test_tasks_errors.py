@@ -22,8 +22,9 @@ def _error(response: apigw.ProxyResponse, status: int, code: str) -> dict[str, A
     """The envelope's `error`, after checking the envelope's shape, status and code."""
     assert response.status == status, response.body
     body = response.json()
-    assert set(body) == {"success", "error"} and body["success"] is False
+    assert set(body) == {"success", "message", "error"} and body["success"] is False
     assert set(body["error"]) == {"code", "message", "details"}
+    assert body["message"] == body["error"]["message"]  # the Agent Protocol's shape beside the spec's
     assert body["error"]["code"] == code
     error: dict[str, Any] = body["error"]
     return error
@@ -307,3 +308,21 @@ def test_a_steps_additional_input_has_the_tasks_limit(api) -> None:
     error = _error(response, 400, "INVALID_REQUEST")
     assert error["details"]["field"] == "additional_input"
     assert api("GET", f"/tasks/{task_id}/steps").json()["steps"] == []
+
+
+def test_every_field_error_says_where_the_field_was(api) -> None:
+    # A JSON body's field, a form's field, a query parameter, each named with its place.
+    task_id = api("POST", "/tasks", json_body={"input": "x"}).json()["task_id"]
+    body = b'--b\r\nContent-Disposition: form-data; name="relative_path"\r\n\r\n../x.txt\r\n'
+    body += b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.txt"\r\n\r\nx\r\n--b--\r\n'
+    form = api(
+        "POST", f"/tasks/{task_id}/artifacts", body=body, headers={"content-type": "multipart/form-data; boundary=b"}
+    )
+    big = api("POST", "/tasks", json_body={"input": "x", "additional_input": {"b": "y" * 70_000}})
+    query = api("GET", "/tasks", query={"created_after": "9999-12-31T23:59:59-14:00"})
+
+    details = form.json()["error"]["details"]
+    assert form.status == 400 and (details["field"], details["in"]) == ("relative_path", "form")
+    assert big.status == 400 and big.json()["error"]["details"]["in"] == "body"
+    assert query.status == 400 and query.json()["error"]["details"]["in"] == "query"
+    assert form.json()["message"] == form.json()["error"]["message"]  # the Agent Protocol's top-level message

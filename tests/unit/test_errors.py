@@ -34,6 +34,7 @@ def test_error_body_is_the_spec_envelope() -> None:
     body = errors.TaskNotFound(task_id="invalid-task-id").body("zh")
     assert body == {
         "success": False,
+        "message": "指定的任务不存在",  # the Agent Protocol's shape, beside the spec's envelope
         "error": {
             "code": "TASK_NOT_FOUND",
             "message": "指定的任务不存在",

@@ -71,7 +71,20 @@ def _lang(request: Request) -> str:
 
 async def _agent_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AgentError)
+    if "field" in exc.details and "in" not in exc.details:  # where the field came from, as validation errors say
+        exc.details["in"] = _part_of(request, exc.details["field"])
     return error_response(exc, _lang(request))
+
+
+def _part_of(request: Request, field: str) -> str:
+    if field in request.path_params:
+        return "path"
+    if field in request.query_params:
+        return "query"
+    if field.lower() in request.headers:
+        return "header"
+    kind = request.headers.get("content-type", "")
+    return "form" if kind.startswith(("multipart/", "application/x-www-form-urlencoded")) else "body"
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

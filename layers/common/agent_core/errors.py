@@ -30,7 +30,13 @@ class AgentError(Exception):
         suggestion = self.suggestion_zh if lang == "zh" else self.suggestion_en
         if suggestion:
             details.setdefault("suggestion", suggestion)
-        return {"success": False, "error": {"code": self.code, "message": self.message(lang), "details": details}}
+        message = self.message(lang)
+        # The top-level message is the Agent Protocol's error shape, so clients of either shape read it.
+        return {
+            "success": False,
+            "message": message,
+            "error": {"code": self.code, "message": message, "details": details},
+        }
 
 
 class InvalidRequest(AgentError):
