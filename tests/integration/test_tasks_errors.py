@@ -326,3 +326,20 @@ def test_every_field_error_says_where_the_field_was(api) -> None:
     assert big.status == 400 and big.json()["error"]["details"]["in"] == "body"
     assert query.status == 400 and query.json()["error"]["details"]["in"] == "query"
     assert form.json()["message"] == form.json()["error"]["message"]  # the Agent Protocol's top-level message
+
+
+@pytest.mark.parametrize(
+    ("images", "status"),
+    [
+        (["https://example.com/a.png", "data:image/png;base64,iVBORw0KGgo="], 200),
+        (["http://example.com/a.png"], 400),  # https only, as the README says
+        (["ftp://example.com/a.png"], 400),
+        ([f"https://example.com/{i}.png" for i in range(11)], 400),
+    ],
+)
+def test_image_urls_follow_one_rule(api, images: list[str], status: int) -> None:
+    response = api("POST", "/tasks", json_body={"input": "look", "additional_input": {"images": images}})
+
+    assert response.status == status
+    if status == 400:
+        assert "https:// or data:image/ URLs" in response.json()["error"]["details"]["reason"]

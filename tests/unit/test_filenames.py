@@ -104,6 +104,15 @@ def test_check_file_type_allows_listed_extensions_case_insensitively() -> None:
         assert raised.value.status == 400 and raised.value.code == "INVALID_REQUEST"
 
 
+@pytest.mark.parametrize("name", ["Makefile", "Dockerfile", "README", "LICENSE"])
+def test_text_files_known_by_name_are_text(name: str) -> None:
+    check_file_type(name, frozenset({"txt"}))  # with the text types
+    with pytest.raises(FileTypeNotAllowed):
+        check_file_type(name, frozenset({"csv"}))  # not without them
+    with pytest.raises(FileTypeNotAllowed):
+        check_file_type("randomname", frozenset({"txt"}))  # any other name without an extension is still refused
+
+
 def test_content_type_for_prefers_a_specific_declared_type() -> None:
     assert content_type_for("data.csv", "application/octet-stream") == "text/csv"
     assert content_type_for("data.bin", None) == "application/octet-stream"

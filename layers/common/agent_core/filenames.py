@@ -83,12 +83,21 @@ def file_name_of(path: str) -> str:
     return path.rsplit("/", 1)[-1]
 
 
+# Text files known by their whole name, without an extension; allowed with the text types (`txt`).
+TEXT_FILE_NAMES = frozenset(
+    ("makefile", "dockerfile", "containerfile", "readme", "license", "licence", "notice", "authors", "changelog",
+     "contributing", "copying", "procfile", "gemfile", "rakefile", "vagrantfile", "jenkinsfile", "brewfile")
+)  # fmt: skip
+
+
 def check_file_type(file_name: str, allowed: frozenset[str]) -> None:
     """Raises FileTypeNotAllowed unless the name's extension is on the list (`*` allows every type)."""
     if "*" in allowed:
         return
     stem, dot, extension = file_name.rpartition(".")
     extension = extension.lower() if dot and stem else ""
+    if not extension and "txt" in allowed and file_name.lower() in TEXT_FILE_NAMES:
+        return
     if extension not in allowed:
         raise FileTypeNotAllowed(
             f"files of type {('.' + extension) if extension else '(no extension)'} are not accepted",

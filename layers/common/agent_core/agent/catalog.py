@@ -60,6 +60,8 @@ def choose_model(additional_input: dict[str, Any] | None) -> str:
 
 
 MAX_IMAGE_URLS = 10
+# The model's provider fetches these itself: https only (as the README says), or the image inline.
+IMAGE_URL_PREFIXES = ("https://", "data:image/")
 
 
 def check_agent_options(additional_input: dict[str, Any]) -> None:
@@ -71,10 +73,10 @@ def check_agent_options(additional_input: dict[str, Any]) -> None:
     ok = (
         isinstance(images, list)
         and len(images) <= MAX_IMAGE_URLS
-        and all(isinstance(u, str) and u.startswith(("https://", "http://", "data:image/")) for u in images)
+        and all(isinstance(u, str) and u.startswith(IMAGE_URL_PREFIXES) for u in images)
     )
     if not ok:
         raise InvalidRequest(
-            f"images must be a list of at most {MAX_IMAGE_URLS} http(s) or data:image/ URLs",
+            f"images must be a list of at most {MAX_IMAGE_URLS} https:// or data:image/ URLs",
             field="additional_input.images",
         )

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..storage.records import StepRecord, TaskRecord
-from .catalog import can_see_images
+from .catalog import IMAGE_URL_PREFIXES, can_see_images
 from .llm import ChatModel, Turn, parse_arguments
 from .tools.base import Tool, ToolContext, ToolResult, openai_schema, truncate
 from .tools.files import IMAGE_TYPES, MAX_INLINE_IMAGE_BYTES, guess_type, image_part
@@ -59,7 +59,7 @@ def image_parts(task: TaskRecord, files: list[dict[str, Any]], read: Any) -> lis
         if kind in IMAGE_TYPES and (f.get("file_size") or 0) <= MAX_INLINE_IMAGE_BYTES:
             parts.append(image_part(read(f["relative_path"]), kind))
     for url in task.additional_input.get("images") or []:
-        if isinstance(url, str) and url.startswith(("https://", "http://", "data:image/")) and len(parts) < MAX_IMAGES:
+        if isinstance(url, str) and url.startswith(IMAGE_URL_PREFIXES) and len(parts) < MAX_IMAGES:
             parts.append({"type": "image_url", "image_url": {"url": url}})
     return parts
 
