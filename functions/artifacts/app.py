@@ -31,18 +31,20 @@ ArtifactPage = Annotated[PageRequest, Depends(page_query(default_size=10))]  # t
 @router.post("/tasks/{task_id}/artifacts")
 def upload_artifact(
     task_id: TaskId,
-    file: Annotated[UploadFile, File(description="The file")],
+    file: Annotated[list[UploadFile], File(description="The file (one)")],
     relative_path: Annotated[RelativePath | None, Form(description="Where the file goes in the task")] = None,
     relative_path_query: Annotated[RelativePath | None, Query(alias="relative_path")] = None,
 ) -> Artifact:
     if relative_path is not None and relative_path_query is not None and relative_path != relative_path_query:
         raise InvalidRequest("relative_path differs between the form and the query", field="relative_path")
+    if len(file) != 1:  # one artifact per request: a second file would otherwise be dropped without a word
+        raise InvalidRequest(f"send one file per request, not {len(file)}", field="file", files=len(file))
     return artifacts.upload_artifact(
         task_id=str(task_id),
-        file_name=file.filename or "",
-        data=file.file.read(),
+        file_name=file[0].filename or "",
+        data=file[0].file.read(),
         relative_path=relative_path if relative_path is not None else relative_path_query,
-        content_type=file.content_type,
+        content_type=file[0].content_type,
     )
 
 

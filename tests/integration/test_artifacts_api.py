@@ -599,3 +599,18 @@ def test_sample_upload_then_the_eventbridge_sample_finalizes_a_presigned_upload(
         ("data/sales_data.csv", uploaded.json()["file_size"]),
         ("data/sales_2023.parquet", 2048),
     ]
+
+
+def test_two_files_in_one_upload_are_refused_not_half_kept(api) -> None:
+    task_id = api("POST", "/tasks", json_body={"input": "x"}).json()["task_id"]
+    body = b""
+    for name in ("a.txt", "b.txt"):
+        body += f'--b\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n\r\n{name}\r\n'.encode()
+    body += b"--b--\r\n"
+
+    response = api(
+        "POST", f"/tasks/{task_id}/artifacts", body=body, headers={"content-type": "multipart/form-data; boundary=b"}
+    )
+
+    assert response.status == 400 and response.json()["error"]["details"]["field"] == "file"
+    assert api("GET", f"/tasks/{task_id}/artifacts").json()["artifacts"] == []
