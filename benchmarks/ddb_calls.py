@@ -112,6 +112,7 @@ def _environment(template: Template) -> None:
         "AWS_SESSION_TOKEN": "bench",
         "AWS_DEFAULT_REGION": "us-east-1",
         "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "POWERTOOLS_METRICS_DISABLED": "true",
     }.items():
         os.environ.setdefault(key, value)
 

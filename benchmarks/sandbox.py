@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> str:
     os.environ.update({k: v for k, v in template.environment().items() if k not in os.environ})
     os.environ.update(AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local", AWS_DEFAULT_REGION="us-east-1")
     os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
 
     from moto import mock_aws
 

@@ -82,6 +82,7 @@ def main() -> None:
         OPENAI_API_KEY="sk-bench",
         OPENAI_BASE_URL=f"http://127.0.0.1:{server.server_address[1]}/v1",
         POWERTOOLS_LOG_LEVEL="ERROR",
+        POWERTOOLS_METRICS_DISABLED="true",  # EMF lines are for CloudWatch; they would bury the table
     )
     os.environ.pop("AWS_ENDPOINT_URL", None)
     sys.path.insert(0, str(ROOT / "layers" / "common"))
