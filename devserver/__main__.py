@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 import time
 
@@ -37,6 +38,18 @@ def build(rate_limit_per_minute: int | None = None):
     return Gateway(template, rate_limit_per_minute=rate_limit_per_minute), moto_url
 
 
+def _port_is_free(host: str, port: int) -> None:
+    """Says so at once when the port is taken, before anything starts (and before the ready line is printed)."""
+    with socket.socket() as probe:
+        # As uvicorn binds: a port left in TIME_WAIT by the last server is free, a listening one is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            sys.exit(f"port {port} on {host} is not free ({exc.strerror}): stop what uses it, or pick another port, "
+                     f"e.g. PORT={port + 1} make dev")  # fmt: skip
+
+
 def _isolation() -> str:
     from agent_core.sandbox.isolation import choose
 
@@ -54,6 +67,7 @@ def main() -> None:
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     args = parser.parse_args()
+    _port_is_free(args.host, args.port)
     started = time.monotonic()
     gateway, moto_url = build()
     import uvicorn

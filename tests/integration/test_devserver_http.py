@@ -4,6 +4,7 @@ gateway's own answers: unknown routes, oversized requests and rate limiting, fro
 from __future__ import annotations
 
 import re
+import socket
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -204,3 +205,23 @@ def test_browser_preflight_and_answers_carry_cors_headers(http: httpx.Client) ->
     for response in (preflight, created, unknown_route, too_large):
         assert response.headers.get("access-control-allow-origin") == "*", response
     assert (created.status_code, unknown_route.status_code, too_large.status_code) == (200, 404, 413)
+
+
+def test_a_taken_port_is_said_before_anything_starts() -> None:
+    import subprocess
+    import sys
+
+    from devserver.template import ROOT
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "devserver", "--port", str(port)], cwd=ROOT, capture_output=True, text=True,
+            timeout=30,
+        )  # fmt: skip
+
+    assert done.returncode == 1
+    assert f"port {port} on 127.0.0.1 is not free" in done.stderr and f"PORT={port + 1} make dev" in done.stderr
+    assert "Agent Protocol API" not in done.stdout  # no ready line before the failure
