@@ -394,8 +394,22 @@ def test_complete_refuses_and_deletes_an_object_of_the_wrong_size(api, task_id) 
     response = api("POST", f"/tasks/{task_id}/artifacts/uploads/{ticket['artifact_id']}/complete")
 
     assert response.status == 400 and error(response)["details"]["artifact_id"] == ticket["artifact_id"]
+    assert (error(response)["details"]["size_bytes"], error(response)["details"]["declared_bytes"]) == (19, 10)
     assert objects(task_id) == {}
     assert api("GET", f"/tasks/{task_id}/artifacts").json()["artifacts"] == []
+
+
+def test_complete_after_the_s3_event_deleted_the_wrong_size_still_says_why(api, task_id, events) -> None:
+    # S3's event usually arrives first: it deletes the object; the client's complete must still hear the sizes.
+    ticket = start(api, task_id, file_name="a.bin", file_size=10).json()
+    s3().put_object(Bucket=BUCKET, Key=ticket["upload"]["fields"]["key"], Body=b"12345")
+    events.drain()
+
+    response = api("POST", f"/tasks/{task_id}/artifacts/uploads/{ticket['artifact_id']}/complete")
+
+    assert response.status == 400
+    assert "has 5 bytes, not the 10 declared" in error(response)["details"]["reason"]
+    assert objects(task_id) == {}
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ deleted again, and a replaced file's old object goes once the commit has succeed
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -348,6 +349,8 @@ def _finalize(upload: PendingUpload, *, strict: bool) -> ArtifactRecord | None:
     raises what is wrong; otherwise (the S3 event) it is logged and the upload stays pending."""
     bucket = get_bucket()
     size = bucket.size(upload.object_key)
+    if size is None and strict and upload.received_size is not None:
+        raise _wrong_size(upload, upload.received_size)  # the S3 event found it first, and deleted it
     if size is None:
         if strict:
             raise InvalidRequest(
@@ -359,10 +362,8 @@ def _finalize(upload: PendingUpload, *, strict: bool) -> ArtifactRecord | None:
     if size != upload.file_size:
         _discard(upload.object_key)  # a key of this upload alone: no record names it
         if strict:
-            raise InvalidRequest(
-                f"the uploaded file has {size} bytes; {upload.file_size} were declared",
-                artifact_id=upload.artifact_id,
-            )
+            raise _wrong_size(upload, size)
+        get_table().put_upload(dataclasses.replace(upload, received_size=size))  # for the client's complete call
         logger.warning("upload of the wrong size deleted", extra={"key": upload.object_key, "size": size})
         return None
     try:
@@ -386,6 +387,16 @@ def _finalize(upload: PendingUpload, *, strict: bool) -> ArtifactRecord | None:
             raise
         logger.warning("upload not recorded: the task is full", extra={"key": upload.object_key})
     return None
+
+
+def _wrong_size(upload: PendingUpload, size: int) -> InvalidRequest:
+    return InvalidRequest(
+        f"the uploaded file has {size} bytes, not the {upload.file_size} declared; it was deleted",
+        artifact_id=upload.artifact_id,
+        size_bytes=size,
+        declared_bytes=upload.file_size,
+        suggestion="ask for a new upload with the file's real size (POST .../artifacts/uploads), then send it",
+    )
 
 
 def _discard(key: str) -> None:

@@ -83,3 +83,5 @@ class PendingUpload:
     object_key: str
     created_at: str
     expires_at: int  # epoch seconds: the table's TTL removes an upload nobody finished
+    # The size of an object that arrived with another size than declared (and was deleted), for the client to hear.
+    received_size: int | None = None

@@ -461,7 +461,8 @@ class TaskTable:
 
     def put_upload(self, upload: PendingUpload) -> None:
         """Records a presigned upload (replacing an earlier one for the same artifact: the newest POST counts)."""
-        item = {**_upload_key(upload.task_id, upload.artifact_id), **_to_item(dict(vars(upload)))}
+        plain = {k: v for k, v in vars(upload).items() if v is not None}
+        item = {**_upload_key(upload.task_id, upload.artifact_id), **_to_item(plain)}
         self.client.put_item(TableName=self.name, Item=item)
 
     def get_upload(self, task_id: str, artifact_id: str) -> PendingUpload | None:
@@ -470,8 +471,10 @@ class TaskTable:
         if not item:
             return None
         plain = _from_item(item)
-        fields = {k: plain[k] for k in PendingUpload.__dataclass_fields__}
+        fields: dict[str, Any] = {k: plain.get(k) for k in PendingUpload.__dataclass_fields__}
         fields.update(file_size=int(fields["file_size"]), expires_at=int(fields["expires_at"]))
+        if fields["received_size"] is not None:
+            fields["received_size"] = int(fields["received_size"])
         return PendingUpload(**fields)
 
     def _put_artifact(
