@@ -8,6 +8,7 @@ import asyncio
 import collections
 import importlib.util
 import json
+import re
 import sys
 import threading
 import time
@@ -17,6 +18,9 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+
+from agent_core.api import language
+from agent_core.errors import AgentError, MethodNotAllowed
 
 from . import apigw
 from .template import Route, Template
@@ -93,7 +97,29 @@ class Gateway:
             ("$context.requestId", request_id),
         ):
             body = body.replace(var, json.dumps(value)[1:-1])
-        return Response(body, status_code=status, headers=headers, media_type="application/json")
+        return Response(_localized(body, request), status_code=status, headers=headers, media_type="application/json")
+
+    def allowed_methods(self, path: str) -> list[str]:
+        """The methods the template routes for `path` (a 405's Allow), HEAD with GET and OPTIONS for CORS."""
+        methods = {route.method for route in self.routes if route.pattern.match(path)}
+        if "GET" in methods:
+            methods.add("HEAD")
+        return sorted(methods | {"OPTIONS"}) if methods else []
+
+    def method_not_allowed(self, request: Request, allowed: list[str], request_id: str) -> Response:
+        error = MethodNotAllowed(method=request.method, path=request.url.path, allowed=allowed, request_id=request_id)
+        lang = language(request.headers.get("accept-language"))
+        headers = {"Allow": ", ".join(allowed), **self.template.gateway_response("MISSING_AUTHENTICATION_TOKEN")[2]}
+        return Response(json.dumps(error.body(lang)), status_code=405, headers=headers, media_type="application/json")
+
+    def waf_upload_limit(self, request: Request) -> Response | None:
+        """The WAF rule that refuses a multipart upload over the API's limit before it reaches the function."""
+        limit = self.template.waf_upload_limit()
+        length = request.headers.get("content-length", "")
+        is_upload = request.method == "POST" and re.search(r"/tasks/[^/]+/artifacts/?$", request.url.path)
+        if limit is None or not is_upload or not length.isdigit() or int(length) < limit[0]:
+            return None
+        return Response(_localized(limit[1], request), status_code=413, media_type="application/json")
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":  # nothing to start or stop: acknowledge both
@@ -113,15 +139,21 @@ class Gateway:
             return self.gateway_response("THROTTLED", request, context.aws_request_id)
         if request.method == "OPTIONS" and any(r.pattern.match(request.url.path) for r in self.routes):
             return Response(status_code=200, headers=self.template.cors_headers())  # API Gateway's mock preflight
-        matched = self.match(request.method, request.url.path)
+        head = request.method == "HEAD"  # answered as the GET, without its body
+        matched = self.match("GET" if head else request.method, request.url.path)
         if matched is None:
+            allowed = self.allowed_methods(request.url.path)
+            if allowed:
+                return self.method_not_allowed(request, allowed, context.aws_request_id)
             return self.gateway_response("MISSING_AUTHENTICATION_TOKEN", request, context.aws_request_id)
         route, params = matched
+        if (refused := self.waf_upload_limit(request)) is not None:
+            return refused
         body = await request.body()
         if len(body) > apigw.API_BODY_LIMIT:
             return self.gateway_response("REQUEST_TOO_LARGE", request, context.aws_request_id)
         event = apigw.rest_event(
-            method=request.method,
+            method="GET" if head else request.method,
             path=request.url.path,
             resource=route.path,
             path_parameters=params,
@@ -144,7 +176,7 @@ class Gateway:
             response.status_code = 502
             return response
         proxied = apigw.parse_response(result)
-        out = Response(proxied.body, status_code=proxied.status)
+        out = Response(b"" if head else proxied.body, status_code=proxied.status)
         out.raw_headers = [
             (k.lower().encode("latin-1"), v.encode("latin-1"))
             for k, v in proxied.headers
@@ -152,3 +184,27 @@ class Gateway:
         ]
         out.headers["content-length"] = str(len(proxied.body))
         return out
+
+
+def _localized(body: str, request: Request) -> str:
+    """A gateway-made error body in Chinese for `Accept-Language: zh`, with the messages the functions use."""
+    if language(request.headers.get("accept-language")) != "zh":
+        return body
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return body
+    chinese = _chinese_messages()
+    for holder in (doc, doc.get("error") or {}):
+        if holder.get("message") in chinese:
+            holder["message"] = chinese[holder["message"]]
+    return json.dumps(doc, ensure_ascii=False)
+
+
+def _chinese_messages() -> dict[str, str]:
+    found, pending = {}, [AgentError]
+    while pending:
+        kind = pending.pop()
+        pending.extend(kind.__subclasses__())
+        found[kind.message_en] = kind.message_zh
+    return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -148,6 +149,15 @@ class Template:
             "MaxAge": "Access-Control-Max-Age",
         }
         return {header: str(self.resolve(cors[key])).strip("'") for key, header in names.items() if key in cors}
+
+    def waf_upload_limit(self) -> tuple[int, str] | None:
+        """The web ACL's multipart size rule: (the limit in bytes, the body it answers), read from its PayloadTooLarge
+        response, which names the limit (the rule's own regex says the same in digits)."""
+        for props in self.of_type("AWS::WAFv2::WebACL").values():
+            body = ((props.get("CustomResponseBodies") or {}).get("PayloadTooLarge") or {}).get("Content")
+            if body:
+                return int(json.loads(body)["error"]["details"]["limit_bytes"]), body
+        return None
 
     def gateway_response(self, kind: str) -> tuple[int, str, dict[str, str]]:
         """(status, body template, headers) of one of the API's GatewayResponses."""

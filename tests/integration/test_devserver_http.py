@@ -121,10 +121,10 @@ def test_gateway_body_over_the_lambda_payload_limit_is_413(http: httpx.Client) -
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/no-such-route"), ("GET", "/tasks/"), ("PUT", "/tasks"), ("PATCH", f"/tasks/{uuid.UUID(int=7)}")],
+    [("GET", "/no-such-route"), ("GET", "/tasks/"), ("POST", "/no-such-route")],
 )
 def test_gateway_unknown_route_is_404_envelope(http: httpx.Client, method: str, path: str) -> None:
-    # When no route of template.yaml matches
+    # When no route of template.yaml matches the path (a wrong method on a known path is a 405: below)
     response = http.request(method, path)
     # Then the gateway answers its MISSING_AUTHENTICATION_TOKEN response, in the spec's envelope
     error = _error(response, 404, "INVALID_REQUEST")
@@ -225,3 +225,55 @@ def test_a_taken_port_is_said_before_anything_starts() -> None:
     assert done.returncode == 1
     assert f"port {port} on 127.0.0.1 is not free" in done.stderr and f"PORT={port + 1} make dev" in done.stderr
     assert "Agent Protocol API" not in done.stdout  # no ready line before the failure
+
+
+# -- what the gateway answers itself ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def gateway_client(aws_mock: None) -> Iterator[TestClient]:
+    gateway = Gateway(Template(), rate_limit_per_minute=2)
+    yield TestClient(gateway, base_url="http://testserver/ap/v1/agent", client=("198.51.100.9", 5000))
+    gateway.pool.shutdown(wait=True)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/tasks", "GET, HEAD, OPTIONS, POST"),
+        ("DELETE", f"/tasks/{uuid.uuid4()}/steps", "GET, HEAD, OPTIONS, POST"),
+        ("PATCH", f"/tasks/{uuid.uuid4()}", "DELETE, GET, HEAD, OPTIONS"),
+    ],
+)
+def test_a_wrong_method_is_405_with_allow(gateway_client: TestClient, method: str, path: str, allow: str) -> None:
+    response = gateway_client.request(method, path, headers={"Accept-Language": "zh"})
+
+    assert response.status_code == 405 and response.headers["allow"] == allow
+    assert response.json()["error"]["code"] == "INVALID_REQUEST"
+    assert response.json()["message"] == "该接口不支持此请求方法"
+
+
+def test_head_answers_as_get_without_a_body(gateway_client: TestClient) -> None:
+    response = gateway_client.head("/tasks")
+
+    assert response.status_code == 200 and response.content == b""
+    assert int(response.headers["content-length"]) > 0
+
+
+def test_gateway_errors_speak_chinese_when_asked(gateway_client: TestClient) -> None:
+    missing = gateway_client.get("/no-such-thing", headers={"Accept-Language": "zh-CN"})
+    for _ in range(3):
+        limited = gateway_client.get("/tasks", headers={"Accept-Language": "zh", "Origin": "https://app.example"})
+
+    assert missing.status_code == 404 and missing.json()["message"] == "接口不存在"
+    assert limited.status_code == 429 and limited.json()["error"]["message"] == "请求过于频繁"
+    assert "Retry-After" in limited.headers["access-control-expose-headers"]
+
+
+def test_a_multipart_over_the_limit_is_refused_as_the_waf_does(gateway_client: TestClient) -> None:
+    task_id = gateway_client.post("/tasks", json={"input": "x"}).json()["task_id"]
+
+    response = gateway_client.post(f"/tasks/{task_id}/artifacts", files={"file": ("big.bin", b"0" * 4_600_000)})
+
+    assert response.status_code == 413
+    assert response.json()["error"]["details"]["limit_bytes"] == 4_500_000
