@@ -193,3 +193,17 @@ def test_counters_after_deleting_everything_are_zero(api, new_task) -> None:
         api("DELETE", f"/tasks/{task['task_id']}")
     assert _totals(api) == {"total": 0, "created": 0, "running": 0, "completed": 0, "failed": 0}
     assert api("GET", "/tasks").json()["tasks"] == []
+
+
+def test_the_functions_answer_head_and_wrong_methods_as_on_aws(api) -> None:
+    # API Gateway sends other methods to the path's ANY route, i.e. to the function that owns the path.
+    task_id = api("POST", "/tasks", json_body={"input": "x"}).json()["task_id"]
+
+    head = api("HEAD", f"/tasks/{task_id}")
+    put = api("PUT", f"/tasks/{task_id}", headers={"Accept-Language": "zh"})
+    get = api("GET", f"/tasks/{task_id}")
+
+    assert head.status == 200 and head.body == b""
+    assert dict(head.headers)["content-length"] == str(len(get.body))
+    assert put.status == 405 and dict(put.headers)["allow"] == "DELETE, GET, HEAD, OPTIONS"
+    assert put.json()["message"] == "该接口不支持此请求方法"

@@ -4,7 +4,7 @@ query dependencies, and the Lambda entry point."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -108,10 +109,54 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     details = {"method": request.method, "path": request.url.path}
     if exc.status_code == 405:
-        return error_response(MethodNotAllowed(**details), _lang(request))
+        allowed = _allowed_methods(request)
+        return error_response(
+            MethodNotAllowed(**details, allowed=allowed), _lang(request), headers={"Allow": ", ".join(allowed)}
+        )
     if exc.status_code == 404:
         return error_response(RouteNotFound(**details), _lang(request))
     return error_response(InvalidRequest(str(exc.detail), **details), _lang(request))
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of this app answers on the request's path (Starlette names only the first route's)."""
+    methods = {
+        method
+        for route in _routes(request.app.router.routes)
+        if route.path_regex.match(request.url.path)
+        for method in route.methods or ()
+    }
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods | {"OPTIONS"})
+
+
+def _routes(routes: Any) -> Iterator[APIRoute]:
+    """The app's API routes, also those inside included routers (FastAPI keeps those nested)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif (inner := getattr(route, "original_router", None) or getattr(route, "routes", None)) is not None:
+            yield from _routes(getattr(inner, "routes", inner))
+
+
+class HeadAsGet:
+    """HEAD answers as GET would, headers and all, without the body (FastAPI routes GET only)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)
 
 
 class CatchAll:
@@ -212,6 +257,7 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(BodyLimit, limits=body_limit, too_large=too_large)
     app.add_middleware(CatchAll)
+    app.add_middleware(HeadAsGet)
     # Outermost, so refusals (413) carry the CORS headers too and a browser can read them.
     app.add_middleware(
         CORSMiddleware,
