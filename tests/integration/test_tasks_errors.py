@@ -343,3 +343,13 @@ def test_image_urls_follow_one_rule(api, images: list[str], status: int) -> None
     assert response.status == status
     if status == 400:
         assert "https:// or data:image/ URLs" in response.json()["error"]["details"]["reason"]
+
+
+def test_json_labelled_as_a_form_is_read_as_json(api) -> None:
+    # What `curl -d '{...}' $B/tasks` sends, without -H 'Content-Type: application/json'
+    body = b'{"input": "sent by curl -d", "additional_input": {"k": 1}}'
+
+    response = api("POST", "/tasks", body=body, headers={"content-type": "application/x-www-form-urlencoded"})
+
+    assert response.status == 200 and response.json()["input"] == "sent by curl -d"
+    assert response.json()["additional_input"] == {"k": 1}
