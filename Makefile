@@ -7,7 +7,7 @@ PORT ?= 8000
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: dev test lint typecheck template-lint sam-build unit bench clean sandbox-tools
+.PHONY: dev test lint typecheck template-lint sam-build unit bench clean sandbox-tools openapi
 
 $(VENV)/.installed: requirements-dev.txt layers/common/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,10 @@ bench: $(VENV)/.installed
 	$(PY) -m benchmarks.artifacts
 	$(PY) -m benchmarks.steps
 	$(PY) -m benchmarks.sandbox
+
+## openapi: rewrite layers/common/agent_core/openapi.json from the functions' routes (a test says when it is stale)
+openapi: $(VENV)/.installed
+	$(PY) scripts/openapi.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .venv-compat .aws-sam .pytest_cache .ruff_cache

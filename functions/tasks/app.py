@@ -1,4 +1,4 @@
-"""Task routes: create, list, get, delete."""
+"""Task routes: create, list, get, delete; and the whole API's OpenAPI document with interactive docs."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from agent_core import API_PREFIX, tasks
 from agent_core.api import IdempotencyKey, Lang, TaskPage, create_app, lambda_handler
 from agent_core.models import Deleted, Task, TaskId, TaskList, TaskRequestBody, TaskStatus
+from agent_core.openapi import docs_router
 
 router = APIRouter(prefix=API_PREFIX)
 
@@ -39,5 +40,5 @@ def delete_task(task_id: TaskId, lang: Lang) -> Deleted:
     return Deleted.of("task", lang)
 
 
-app = create_app(router, title="tasks")
+app = create_app(router, docs_router, title="tasks")
 handler = lambda_handler(app)

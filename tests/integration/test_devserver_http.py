@@ -277,3 +277,30 @@ def test_a_multipart_over_the_limit_is_refused_as_the_waf_does(gateway_client: T
 
     assert response.status_code == 413
     assert response.json()["error"]["details"]["limit_bytes"] == 4_500_000
+
+
+def test_the_whole_apis_openapi_document_and_docs_are_served(http: httpx.Client) -> None:
+    document = http.get("/openapi.json")
+    docs = http.get("/docs")
+
+    assert document.status_code == 200 and document.json()["openapi"].startswith("3.")
+    paths = document.json()["paths"]
+    assert {
+        "/ap/v1/agent/tasks",
+        "/ap/v1/agent/tasks/{task_id}/steps",
+        "/ap/v1/agent/tasks/{task_id}/artifacts",
+    } <= set(paths)
+    step_post = paths["/ap/v1/agent/tasks/{task_id}/steps"]["post"]["responses"]
+    assert {"200", "400", "404", "409", "429", "502"} <= set(step_post) and "422" not in step_post
+    assert docs.status_code == 200 and b"openapi.json" in docs.content
+
+
+def test_the_committed_openapi_document_is_current() -> None:
+    import subprocess
+    import sys
+
+    from devserver.template import ROOT
+
+    done = subprocess.run([sys.executable, "scripts/openapi.py", "--check"], cwd=ROOT, capture_output=True, text=True)
+
+    assert done.returncode == 0, done.stderr

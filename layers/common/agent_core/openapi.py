@@ -1,0 +1,108 @@
+"""One OpenAPI document for the whole API, built from every function's routes and models (scripts/openapi.py writes
+it next to this module; a test keeps it current), and the routes that serve it with interactive docs."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from . import API_PREFIX, VERSION
+
+DOCUMENT = Path(__file__).with_name("openapi.json")
+
+_ERROR_CODES = {
+    400: ("INVALID_REQUEST", "a parameter or the body failed validation"),
+    404: ("TASK_NOT_FOUND", "no such task, step, file or endpoint (INVALID_REQUEST for an endpoint)"),
+    405: ("INVALID_REQUEST", "the endpoint has no such method (see Allow)"),
+    409: ("TASK_ALREADY_RUNNING", "a step of the task is running"),
+    413: ("PAYLOAD_TOO_LARGE", "the body is over the endpoint's limit"),
+    429: ("RATE_LIMITED", "too many requests (RATE_LIMITED, with Retry-After) or INSUFFICIENT_RESOURCES"),
+    500: ("INTERNAL_ERROR", "anything unexpected (details.request_id)"),
+    502: ("OPENAI_API_ERROR", "the model API failed after retries"),
+}
+_ALL_CODES = [
+    "INVALID_REQUEST", "TASK_NOT_FOUND", "STEP_NOT_FOUND", "ARTIFACT_NOT_FOUND", "TASK_ALREADY_RUNNING",
+    "INSUFFICIENT_RESOURCES", "RATE_LIMITED", "PAYLOAD_TOO_LARGE", "OPENAI_API_ERROR", "INTERNAL_ERROR",
+]  # fmt: skip
+_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["success", "error"],
+    "properties": {
+        "success": {"type": "boolean", "enum": [False]},
+        "message": {"type": "string", "description": "The error's message again (the Agent Protocol's shape)"},
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "properties": {
+                "code": {"type": "string", "enum": _ALL_CODES},
+                "message": {"type": "string"},
+                "details": {"type": "object", "additionalProperties": True},
+            },
+        },
+    },
+}
+
+
+def build(apps: list[FastAPI]) -> dict[str, Any]:
+    """The functions' documents merged, each operation with the error responses it can answer in the envelope."""
+    merged: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": "Agent Protocol API (AutoGPT v0.5.1)", "version": VERSION},
+        "servers": [
+            {"url": "http://localhost:8000", "description": "the dev server (make dev); on AWS: ApiUrl's host"}
+        ],
+        "paths": {},
+        "components": {"schemas": {"Error": _ERROR_SCHEMA}},
+    }
+    for app in apps:
+        document = app.openapi()
+        for path, operations in document.get("paths", {}).items():
+            for method, operation in operations.items():
+                merged["paths"].setdefault(path, {})[method] = _with_errors(path, method, operation)
+        for name, schema in document.get("components", {}).get("schemas", {}).items():
+            if name not in ("HTTPValidationError", "ValidationError"):  # never answered: errors are the envelope
+                merged["components"]["schemas"][name] = schema
+    merged["paths"] = dict(sorted(merged["paths"].items()))
+    return merged
+
+
+def _with_errors(path: str, method: str, operation: dict[str, Any]) -> dict[str, Any]:
+    responses = {k: v for k, v in operation.get("responses", {}).items() if k != "422"}
+    statuses = [400, 404, 405, 429, 500]
+    if method == "post":
+        statuses.append(413)
+    if method == "post" and path.endswith("/steps"):
+        statuses += [409, 502]
+    for status in sorted(statuses):
+        code, when = _ERROR_CODES[status]
+        responses[str(status)] = {
+            "description": f"{code}: {when}",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+    return {**operation, "responses": responses}
+
+
+@cache
+def document() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(DOCUMENT.read_text(encoding="utf-8"))
+    return loaded
+
+
+docs_router = APIRouter(prefix=API_PREFIX, include_in_schema=False)
+
+
+@docs_router.get("/openapi.json")
+def openapi_document() -> JSONResponse:
+    return JSONResponse(document())
+
+
+@docs_router.get("/docs")
+def interactive_docs() -> HTMLResponse:
+    # Relative, so it resolves under a deployed stage's prefix (/dev/ap/v1/agent/...) as locally.
+    return get_swagger_ui_html(openapi_url="openapi.json", title="Agent Protocol API")
