@@ -147,9 +147,9 @@ class Gateway:
                 return self.method_not_allowed(request, allowed, context.aws_request_id)
             return self.gateway_response("MISSING_AUTHENTICATION_TOKEN", request, context.aws_request_id)
         route, params = matched
+        body = await request.body()  # read even when refused: a client cut off mid-upload sees a reset, not the 413
         if (refused := self.waf_upload_limit(request)) is not None:
             return refused
-        body = await request.body()
         if len(body) > apigw.API_BODY_LIMIT:
             return self.gateway_response("REQUEST_TOO_LARGE", request, context.aws_request_id)
         event = apigw.rest_event(
