@@ -256,3 +256,16 @@ def test_list_tasks_last_page_reads_from_the_oldest_end(api, seven) -> None:
     # Then each read one item: the last page from the oldest end, the first from the newest
     assert _ids(last) == [seven[-1]["task_id"]] and _ids(first) == [seven[0]["task_id"]]
     assert limits == [(1, True), (1, False)]
+
+
+@pytest.mark.parametrize("query", [{"page": "99999999999999999999"}, {"current_page": "1000001"}])
+def test_page_numbers_beyond_any_list_are_400(api, query: dict[str, str]) -> None:
+    response = api("GET", "/tasks", query=query)
+
+    assert response.status == 400 and response.json()["error"]["details"]["in"] == "query"
+
+
+def test_the_last_allowed_page_number_answers_an_empty_page(api) -> None:
+    response = api("GET", "/tasks", query={"page": "1000000"})
+
+    assert response.status == 200 and response.json()["tasks"] == []

@@ -308,13 +308,19 @@ def lambda_handler(app: FastAPI) -> Callable[[dict[str, Any], Any], dict[str, An
 # -- query parameters shared by list endpoints -------------------------------------------------------------------
 
 
+# Beyond any list a task or the API can have (100 per page): a larger number is a mistake, answered as one.
+MAX_PAGE = 1_000_000
+
+
 def page_query(default_size: int) -> Callable[..., PageRequest]:
     """`page`/`size` as the spec names them, `current_page`/`page_size` as the Agent Protocol does."""
 
     def dependency(
-        page: Annotated[int | None, Query(ge=1, description="Page number, from 1")] = None,
+        page: Annotated[int | None, Query(ge=1, le=MAX_PAGE, description="Page number, from 1")] = None,
         size: Annotated[int | None, Query(ge=1, le=100, description="Items per page, at most 100")] = None,
-        current_page: Annotated[int | None, Query(ge=1, description="Agent Protocol alias of page")] = None,
+        current_page: Annotated[
+            int | None, Query(ge=1, le=MAX_PAGE, description="Agent Protocol alias of page")
+        ] = None,
         page_size: Annotated[int | None, Query(ge=1, le=100, description="Agent Protocol alias of size")] = None,
     ) -> PageRequest:
         for name, a, b in (("page", page, current_page), ("size", size, page_size)):
