@@ -119,7 +119,7 @@ class Gateway:
         is_upload = request.method == "POST" and re.search(r"/tasks/[^/]+/artifacts/?$", request.url.path)
         if limit is None or not is_upload or not length.isdigit() or int(length) < limit[0]:
             return None
-        return Response(_localized(limit[1], request), status_code=413, media_type="application/json")
+        return Response(_localized(limit[1], request), status_code=413, headers=limit[2], media_type="application/json")
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":  # nothing to start or stop: acknowledge both

@@ -150,13 +150,19 @@ class Template:
         }
         return {header: str(self.resolve(cors[key])).strip("'") for key, header in names.items() if key in cors}
 
-    def waf_upload_limit(self) -> tuple[int, str] | None:
-        """The web ACL's multipart size rule: (the limit in bytes, the body it answers), read from its PayloadTooLarge
-        response, which names the limit (the rule's own regex says the same in digits)."""
+    def waf_upload_limit(self) -> tuple[int, str, dict[str, str]] | None:
+        """The web ACL's multipart size rule: (the limit in bytes, the body and headers it answers), read from its
+        PayloadTooLarge response, which names the limit (the rule's own regex says the same in digits)."""
         for props in self.of_type("AWS::WAFv2::WebACL").values():
             body = ((props.get("CustomResponseBodies") or {}).get("PayloadTooLarge") or {}).get("Content")
-            if body:
-                return int(json.loads(body)["error"]["details"]["limit_bytes"]), body
+            if not body:
+                continue
+            headers: dict[str, str] = {}
+            for rule in props.get("Rules", []):
+                response = ((rule.get("Action") or {}).get("Block") or {}).get("CustomResponse") or {}
+                if response.get("CustomResponseBodyKey") == "PayloadTooLarge":
+                    headers = {h["Name"]: str(self.resolve(h["Value"])) for h in response.get("ResponseHeaders", [])}
+            return int(json.loads(body)["error"]["details"]["limit_bytes"]), body, headers
         return None
 
     def gateway_response(self, kind: str) -> tuple[int, str, dict[str, str]]:
