@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 from typing import Any
 
 from starlette.requests import Request
@@ -201,6 +202,7 @@ def _localized(body: str, request: Request) -> str:
     return json.dumps(doc, ensure_ascii=False)
 
 
+@cache
 def _chinese_messages() -> dict[str, str]:
     found, pending = {}, [AgentError]
     while pending:

@@ -53,9 +53,13 @@ class _InputBody(_Request):
         if depth > MAX_JSON_DEPTH:
             raise ValueError(f"additional_input nests objects or arrays more than {MAX_JSON_DEPTH} levels deep")
         try:
-            size = len(json.dumps(value, ensure_ascii=False, allow_nan=False).encode())
+            text = json.dumps(value, ensure_ascii=False, allow_nan=False)
         except ValueError as exc:
             raise ValueError("additional_input holds NaN or Infinity, which JSON does not allow") from exc
+        try:
+            size = len(text.encode())
+        except UnicodeEncodeError as exc:
+            raise ValueError("additional_input holds a lone surrogate (\\ud800-\\udfff), which is not text") from exc
         limit = get_settings().max_additional_input_bytes
         if size > limit:
             raise ValueError(f"additional_input is {size} bytes of JSON; the limit is {limit}")

@@ -170,7 +170,8 @@ def _namespaces() -> list[str]:
     return [*privileges, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
 
 
-def _system_binds() -> list[str]:
+@cache  # the same for every run of this process
+def _system_binds() -> tuple[str, ...]:
     """The system's directories read-only (merged-/usr symlinks as symlinks), the interpreter's prefix, and the two
     files of /etc the dynamic loader and local time read. Nothing else of the host: not /etc, /home, /root, /tmp."""
     args: list[str] = []
@@ -192,7 +193,7 @@ def _system_binds() -> list[str]:
             covered.append(path)
     for path in ("/etc/ld.so.cache", "/etc/localtime"):
         args += ["--ro-bind-try", path, path]
-    return args
+    return tuple(args)
 
 
 @cache
@@ -227,6 +228,7 @@ class FunctionBoundary:
         return None
 
     def command(self, run: RunDir, limits: SandboxLimits) -> Command:
+        run.tmp.mkdir(exist_ok=True)  # its TMPDIR (bubblewrap gives the code a fresh /tmp of its own instead)
         argv = [_python(), *bootstrap_args(str(run.script), limits)]
         # Built from nothing, never filtered from ours: our environment holds the AWS credentials.
         env = {"LANG": "C.UTF-8", "TMPDIR": str(run.tmp), **_passed_through()}

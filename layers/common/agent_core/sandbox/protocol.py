@@ -18,6 +18,8 @@ from ..config import Settings, get_settings
 LAMBDA_PAYLOAD_BYTES = 6_000_000
 # Kept free in every payload for the JSON around the files, the limits, the lists of skipped files.
 PAYLOAD_RESERVE_BYTES = 192 * 1024
+# What fits of a run's files in one payload, each way (files_budget), as the model and the user are told it.
+FILES_LIMIT_TEXT = "about 4.3 MB of files in all"
 MAX_CODE_CHARS = 128 * 1024
 MAX_FILES = 100  # copied in per run
 MAX_OUTPUT_FILES = 20  # saved per run

@@ -69,7 +69,6 @@ def _run_in(
 ) -> SandboxResult:
     try:
         run.work.mkdir()
-        run.tmp.mkdir()
         run.script.write_bytes(request.code.encode("utf-8", "replace"))
         staged = stage(request.files, run.work, limits.max_file_bytes)
         with contextlib.suppress(FileExistsError):  # a task file named "output": nothing will be saved

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import platform
 import struct
+from functools import cache
 
 _AF_UNIX = 1
 _EPERM = 1
@@ -46,6 +47,7 @@ def _op(code: int, jt: int, jf: int, k: int) -> bytes:
     return struct.pack("=HBBI", code, jt, jf, k)
 
 
+@cache
 def program(machine: str | None = None) -> bytes:
     """The filter as struct sock_filter[] bytes; empty where this machine's system calls are not known here."""
     machine = machine or platform.machine()

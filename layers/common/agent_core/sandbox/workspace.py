@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .protocol import MAX_OUTPUT_FILES, SandboxFile
+from .protocol import FILES_LIMIT_TEXT, MAX_OUTPUT_FILES, SandboxFile
 
 OUTPUT_DIR = "output"
 MAX_DEPTH = 16  # directory levels under output/ looked into
@@ -146,7 +146,7 @@ class _Walk:
         if data is not None:
             file = SandboxFile.of(path, data)
             if file.encoded_size > self.budget:
-                data, reason = None, "over what one run can return (about 4.3 MB of files in all)"
+                data, reason = None, f"over what one run can return ({FILES_LIMIT_TEXT})"
             else:
                 self.budget -= file.encoded_size
                 self.out.files.append(file)

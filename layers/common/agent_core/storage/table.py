@@ -23,7 +23,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from .. import aws, utf8
+from .. import aws
 from ..config import get_settings
 from ..errors import Conflict
 from .records import ArtifactRecord, PendingUpload, StepRecord, TaskRecord, TaskState
@@ -45,7 +45,7 @@ def _sort_key(created_at: str, task_id: str) -> str:
 
 
 def _to_item(plain: dict[str, Any]) -> dict[str, Any]:
-    return {k: _ser.serialize(utf8.clean(v)) for k, v in plain.items()}
+    return {k: _ser.serialize(v) for k, v in plain.items()}
 
 
 def _cancellation_reasons(exc: ClientError) -> str | None:

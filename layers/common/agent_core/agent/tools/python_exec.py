@@ -11,10 +11,10 @@ import signal
 import sys
 from typing import Any
 
-from ... import utf8
 from ...errors import AgentError
 from ...sandbox import client
 from ...sandbox.protocol import (
+    FILES_LIMIT_TEXT,
     MAX_CODE_CHARS,
     MAX_FILES,
     MAX_OUTPUT_FILES,
@@ -31,6 +31,7 @@ from .base import TaskFiles, ToolContext, ToolResult, truncate
 STDOUT_CHARS = 5_000
 STDERR_CHARS = 2_000
 MAX_LISTED = 10  # skipped files named in the output; the rest are counted
+_OVER_PAYLOAD = f"over what one run can carry ({FILES_LIMIT_TEXT}); use read_file for it"
 _MEMORY_SIGNS = ("MemoryError", "Cannot allocate memory", "out of memory")
 
 _DESCRIPTION = (
@@ -116,7 +117,7 @@ def pack_inputs(files: TaskFiles, code: str, max_file_bytes: int) -> tuple[list[
         elif len(packed) >= MAX_FILES:
             reason = f"over the {MAX_FILES}-file limit"
         elif size * 4 // 3 + 64 > budget:
-            reason = "over what one run can carry (about 4.3 MB of files in all); use read_file for it"
+            reason = _OVER_PAYLOAD
         if reason is None:
             try:
                 file = SandboxFile.of(name, files.read(name))
@@ -127,7 +128,7 @@ def pack_inputs(files: TaskFiles, code: str, max_file_bytes: int) -> tuple[list[
                     packed.append(file)
                     budget -= file.encoded_size
                     continue
-                reason = "over what one run can carry (about 4.3 MB of files in all); use read_file for it"
+                reason = _OVER_PAYLOAD
         skipped.append(f"{name} ({reason})")
     return packed, skipped
 
@@ -142,7 +143,7 @@ def _save_outputs(ctx: ToolContext, outputs: list[SandboxFile]) -> tuple[list[di
                 raise ValueError("not a path under output/")
             saved.append(ctx.files.write(out.path, out.data, content_type))
         except (ValueError, AgentError) as exc:  # the artifact store refused the path
-            skipped.append(f"{utf8.clean(out.path)} ({exc})")
+            skipped.append(f"{out.path} ({exc})")
     return saved, skipped
 
 
@@ -165,7 +166,7 @@ def _report(
     lines.append("stdout:\n" + (_text(result.stdout, STDOUT_CHARS) or "(empty)"))
     if result.stderr.total:
         lines.append("stderr:\n" + _text(result.stderr, STDERR_CHARS))
-    return utf8.clean(truncate("\n".join(lines)))
+    return truncate("\n".join(lines))
 
 
 def _status(result: SandboxResult, limits: SandboxLimits) -> str:
