@@ -31,6 +31,9 @@ def build(rate_limit_per_minute: int | None = None):
     from .gateway import Gateway
 
     EventRouter(template).create().start()  # the template's EventBridge rules (S3 object events -> finalizer)
+    from .executions import ExecutionEvents
+
+    ExecutionEvents(template).start()  # runs' status changes -> EventBridge -> the run_events function
 
     if rate_limit_per_minute is None:
         raw = os.environ.get("RATE_LIMIT_PER_MINUTE", "")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from typing import Any
 
 from moto.awslambda.models import LambdaBackend
@@ -52,7 +53,27 @@ def _lazy(route: Route) -> Handler:
     return call
 
 
+_in_flight = 0
+_in_flight_lock = threading.Lock()
+
+
+def in_flight() -> int:
+    """Invocations under way (the tests wait for none before their moto goes)."""
+    return _in_flight
+
+
 def _invoke(name: str, body: Any, response_headers: dict[str, str]) -> bytes:
+    global _in_flight
+    with _in_flight_lock:
+        _in_flight += 1
+    try:
+        return _run(name, body, response_headers)
+    finally:
+        with _in_flight_lock:
+            _in_flight -= 1
+
+
+def _run(name: str, body: Any, response_headers: dict[str, str]) -> bytes:
     raw = body if isinstance(body, bytes) else (body or "").encode("utf-8")
     if len(raw) > LAMBDA_PAYLOAD_LIMIT:
         response_headers["x-amz-function-error"] = "Unhandled"

@@ -9,9 +9,10 @@ import threading
 from typing import Any
 
 import boto3
+from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
-from .template import Template
+from .template import LOCAL_ACCOUNT, Template
 
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local"}
 
@@ -27,6 +28,7 @@ def start_moto(port: int | None = None) -> str:
     port = port or free_port()
     serialize_dynamodb_writes()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
+    default_user_config["stepfunctions"] = {"execute_state_machine": True}  # run executions, don't just record
     ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False).start()
     url = f"http://127.0.0.1:{port}"
     os.environ.update({"AWS_ENDPOINT_URL": url, "MOTO_PORT": str(port), **LOCAL_CREDENTIALS})
@@ -65,7 +67,29 @@ def create_resources(template: Template) -> dict[str, str]:
         created[logical] = create_table(template.physical_name(logical), props)
     for logical, props in template.of_type("AWS::S3::Bucket").items():
         created[logical] = create_bucket(template.physical_name(logical), props)
+    for logical, props in template.of_type("AWS::Serverless::StateMachine").items():
+        created[logical] = create_state_machine(template, logical, props)
     return created
+
+
+def state_machine_definition(template: Template, props: dict[str, Any], **overrides: Any) -> str:
+    """The definition file with its DefinitionSubstitutions made (as Step Functions makes them), `overrides` first."""
+    text = (template.path.parent / props["DefinitionUri"]).read_text()
+    values = {key: template.resolve(value) for key, value in (props.get("DefinitionSubstitutions") or {}).items()}
+    for key, value in (values | overrides).items():
+        text = text.replace("${" + key + "}", str(value))
+    return text
+
+
+def create_state_machine(template: Template, logical: str, props: dict[str, Any]) -> str:
+    name = template.physical_name(logical)
+    boto3.client("stepfunctions").create_state_machine(
+        name=name,
+        definition=state_machine_definition(template, props),
+        roleArn=f"arn:aws:iam::{LOCAL_ACCOUNT}:role/{name}",
+        type=props.get("Type", "STANDARD"),
+    )
+    return name
 
 
 def create_table(name: str, props: dict[str, Any]) -> str:

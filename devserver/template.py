@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -12,6 +13,7 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+LOCAL_ACCOUNT = "123456789012"  # moto's default account
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -77,6 +79,17 @@ class Template:
         """A property every function gets from the template's Globals (unless it sets its own)."""
         return ((self.doc.get("Globals") or {}).get("Function") or {}).get(key)
 
+    def arn(self, logical_id: str) -> str:
+        """The ARN moto gives the resource (its default account, the configured region), for the kinds whose ARN
+        other resources name: functions (Step Functions calls them by ARN) and state machines."""
+        kind, name = self.resources[logical_id]["Type"], self.physical_name(logical_id)
+        region = os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        if kind in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
+            return f"arn:aws:lambda:{region}:{LOCAL_ACCOUNT}:function:{name}"
+        if kind in ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine"):
+            return f"arn:aws:states:{region}:{LOCAL_ACCOUNT}:stateMachine:{name}"
+        return f"arn:aws:local:::{name}"
+
     def parameter_default(self, name: str) -> Any:
         return (self.doc.get("Parameters", {}).get(name) or {}).get("Default")
 
@@ -87,12 +100,14 @@ class Template:
         if "Ref" in value:
             ref = value["Ref"]
             if ref in self.resources:
+                if self.resources[ref]["Type"].endswith("::StateMachine"):  # Ref of a state machine is its ARN
+                    return self.arn(ref)
                 return self.physical_name(ref)
             default = self.parameter_default(ref)
             return None if default is None else str(default)
         if "Fn::GetAtt" in value:
             name, attr = value["Fn::GetAtt"]
-            return f"arn:aws:local:::{self.physical_name(name)}" if attr == "Arn" else self.physical_name(name)
+            return self.arn(name) if attr == "Arn" else self.physical_name(name)
         if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
 
             def sub(m: re.Match[str]) -> str:

@@ -29,7 +29,7 @@ from agent_core.agent import llm
 from agent_core.config import get_settings
 from agent_core.storage import bucket as bucket_module
 from agent_core.storage import table as table_module
-from devserver import apigw
+from devserver import apigw, lambdas
 from devserver.gateway import load_handler
 from devserver.lambdas import route_invokes
 from devserver.resources import LOCAL_CREDENTIALS, create_resources, free_port, serialize_dynamodb_writes
@@ -76,10 +76,29 @@ def aws_mock() -> Iterator[None]:
     # Keeping boto3's default session between tests keeps botocore's parsed service models: a fresh session per
     # test re-reads them for every client (most of a test's time). Credentials come from the environment above.
     serialize_dynamodb_writes()
-    with mock_aws(config={"core": {"reset_boto3_session": False}}):
+    config: Any = {"core": {"reset_boto3_session": False}, "stepfunctions": {"execute_state_machine": True}}
+    with mock_aws(config=config):
         create_resources(TEMPLATE)
         route_invokes(TEMPLATE)
         yield
+        _end_executions()
+
+
+def _end_executions() -> None:
+    """Executions run in moto's threads: every one still running is stopped, and the functions they invoked are
+    seen to return, before the mock goes (a step left behind would write into the next test's moto)."""
+    sfn = aws.client("stepfunctions")
+    deadline = time.monotonic() + 60
+    for machine in sfn.list_state_machines()["stateMachines"]:
+        arn = machine["stateMachineArn"]
+        while running := sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]:
+            for execution in running:
+                sfn.stop_execution(executionArn=execution["executionArn"], cause="the test ended")
+            assert time.monotonic() < deadline, "executions did not stop"
+            time.sleep(0.05)
+    while lambdas.in_flight():
+        assert time.monotonic() < deadline, "invocations did not return"
+        time.sleep(0.05)
 
 
 class Api:

@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
-from agent_core.storage.records import TaskRecord
+from agent_core import runs
+from agent_core.storage.records import RunRecord, TaskRecord
 from agent_core.storage.table import get_table
+from agent_core.timeutil import now_iso
 from devserver import apigw
 from devserver.gateway import load_handler
 from devserver.template import Route, Template
@@ -72,6 +74,8 @@ def test_invoke_sample_event_answers_from_its_function(aws_mock: None, path: Pat
     body = response.json()
     if response.status == 404:
         assert body["success"] is False and body["error"]["code"].endswith("_NOT_FOUND")
+    elif path.stem in ("get_run", "cancel_run"):  # the seeded task has never been run
+        assert response.status == 400 and "run" in body["error"]["details"]["reason"]
     elif path.stem == "method_not_allowed":  # the ANY route: a method the path does not have
         assert response.status == 405 and dict(response.headers)["allow"] == "GET, HEAD, OPTIONS, POST"
     else:
@@ -132,3 +136,30 @@ def test_sandbox_sample_event_runs_its_code(aws_mock: None) -> None:
 
     assert result["exit_code"] == 0 and result["stdout"]["text"] == "2 42\n"
     assert [o["path"] for o in result["outputs"]] == ["output/total.txt"]
+
+
+def test_run_samples_take_a_step_and_end_the_run(aws_mock: None) -> None:
+    # The runner's event (what the state machine sends) and the execution's end (what EventBridge sends), for a
+    # task the sample run holds: one step with the offline model, then the run ends and gives its slot back.
+    root = Path(__file__).resolve().parents[2]
+    functions = Template().of_type("AWS::Serverless::Function")
+    step = _load(root / "events" / "lambda" / "run_step.json")
+    ended = _load(root / "events" / "eventbridge" / "sfn_execution_succeeded.json")
+    _seed_task(step["task_id"])
+    state = get_table().get_task_state(step["task_id"])
+    assert state is not None
+    run = RunRecord(step["run_id"], step["task_id"], "running", max_steps=20, base=0, started_at=now_iso())
+    runs.store().acquire(state, run, limit=5, now=0)
+
+    def invoke(name: str, event: dict[str, Any]) -> Any:
+        route = Route(name, "INVOKE", name, root / functions[name]["CodeUri"], functions[name]["Handler"])
+        return load_handler(route)(event, apigw.LambdaContext())
+
+    stepped = invoke("RunnerFunction", step)
+    invoke("RunEventsFunction", ended)
+
+    assert stepped == {**step, "done": 1, "is_last": False}
+    task = get_table().get_task_state(step["task_id"])
+    assert task is not None and task.run_id is None and task.run is not None
+    assert task.run.status == task.task.status == "completed"  # the sample's output says is_last
+    assert int(get_table().counters()["runs_active"]) == 0

@@ -64,23 +64,43 @@ def test_no_function_has_wildcard_actions_scans_or_table_administration(function
                 assert statement["Condition"] == {"StringLike": {"s3:prefix": "tasks/*"}}
             elif service == "s3":  # objects under the prefix the API writes, never the bucket itself
                 assert statement["Resource"] == {"Fn::Sub": "${ArtifactBucket.Arn}/tasks/*"}, (function, statement)
-            if service == "dynamodb":
-                assert statement["Resource"] == [
+            if service == "dynamodb":  # the table, and its indexes only for the functions that query them
+                assert statement["Resource"] in (
                     {"Fn::GetAtt": ["AgentTable", "Arn"]},
-                    {"Fn::Sub": "${AgentTable.Arn}/index/*"},
-                ]
+                    [{"Fn::GetAtt": ["AgentTable", "Arn"]}, {"Fn::Sub": "${AgentTable.Arn}/index/*"}],
+                )
+            if service == "states":  # the run state machine and its executions, nothing else
+                assert statement["Resource"] == {"Ref": "AgentRunStateMachine"} or statement["Resource"][
+                    "Fn::Sub"
+                ].endswith(":execution:${AgentRunStateMachine.Name}:*"), (function, statement)
 
 
-def test_only_the_steps_function_may_invoke_the_sandbox_and_nothing_else() -> None:
+def test_only_the_functions_that_take_steps_may_invoke_the_sandbox_and_nothing_else() -> None:
     invokers = {
         name: s["Resource"]
         for name in set(FUNCTIONS) - CUSTOM_ROLE_FUNCTIONS
         for s in statements(name)
         if any(a.startswith("lambda:") for a in actions(s))
     }
+    machine = TEMPLATE.resources["AgentRunStateMachine"]["Properties"]
 
-    assert invokers == {"StepsFunction": {"Fn::GetAtt": ["SandboxFunction", "Arn"]}}
-    assert FUNCTIONS["StepsFunction"]["Environment"]["Variables"]["SANDBOX_FUNCTION_NAME"] == {"Ref": "SandboxFunction"}
+    sandbox = {"Fn::GetAtt": ["SandboxFunction", "Arn"]}
+    assert invokers == {"StepsFunction": sandbox, "RunnerFunction": sandbox}
+    for name in invokers:
+        assert FUNCTIONS[name]["Environment"]["Variables"]["SANDBOX_FUNCTION_NAME"] == {"Ref": "SandboxFunction"}
+    # ...and the state machine only its runner
+    assert machine["Policies"] == [
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "lambda:InvokeFunction",
+                    "Resource": {"Fn::GetAtt": ["RunnerFunction", "Arn"]},
+                }
+            ],
+        }
+    ]
 
 
 def test_the_sandbox_function_has_its_log_and_nothing_else() -> None:
@@ -155,7 +175,7 @@ _TRANSACT_PARTS = {
     "Delete": "DeleteItem",
     "ConditionCheck": "ConditionCheckItem",
 }
-_SERVICE_PREFIX = {"lambda": "lambda", "dynamodb": "dynamodb", "s3": "s3", "ssm": "ssm"}
+_SERVICE_PREFIX = {"lambda": "lambda", "dynamodb": "dynamodb", "s3": "s3", "ssm": "ssm", "stepfunctions": "states"}
 
 
 def _needed(service: str, operation: str, params: dict[str, Any]) -> set[str]:
@@ -235,6 +255,7 @@ def test_every_function_uses_exactly_the_actions_its_policy_names(
     step = api("GET", f"/tasks/{task}/steps").json()["steps"][0]["step_id"]
     api("GET", f"/tasks/{task}/steps/{step}")
     api("DELETE", f"/tasks/{task}/artifacts/{artifact}")
+    _runs_tour(api, task, model_api)
     # ...and the finalizer, for uploads nobody completed: one as declared, one of another size (deleted)
     for name, content in (("c.csv", b"a,b"), ("d.csv", b"a,b,c,d")):
         late = api("POST", f"/tasks/{task}/artifacts/uploads", json_body={"file_name": name, "file_size": 3}).json()
@@ -253,6 +274,44 @@ def test_every_function_uses_exactly_the_actions_its_policy_names(
         assert used <= granted, f"{function} calls what its policy does not allow: {used - granted}"
         assert granted <= used | _NOT_SEEN_HERE.get(function, set()), f"{function} is granted unused {granted - used}"
     assert set(recorded) == set(FUNCTIONS) - {"SandboxFunction"}  # which makes no AWS call at all
+    assert recorded["AgentFunction"] >= {"states:StartExecution", "states:StopExecution"}
+
+
+def _runs_tour(api: Any, task: str, model_api: Any) -> None:
+    """Runs: the API's routes, a step of the runner, the end of a run. Executions are recorded, not run: the step
+    one would take is taken here, where its calls are attributed to the runner."""
+    from moto.core.config import default_user_config
+
+    from devserver.resources import create_state_machine
+    from tests.fake_model import completion, tool_call
+
+    default_user_config["stepfunctions"]["execute_state_machine"] = False
+    try:  # moto's other Step Functions backend, which records executions without running them
+        machine = "AgentRunStateMachine"
+        create_state_machine(TEMPLATE, machine, TEMPLATE.of_type("AWS::Serverless::StateMachine")[machine])
+        run = api("POST", f"/tasks/{task}/run").json()
+        api("GET", f"/tasks/{task}/run")
+        api("GET", "/status")
+        api("POST", "/restart")  # hands the run over to a new execution
+        resumed = api("GET", f"/tasks/{task}/run").json()["run_id"]
+        model_api.side_effect = [completion(tool_call("run_python", {"code": "open('output/s.md','w').write('x')"}))]
+        state = {"task_id": task, "run_id": resumed, "max_steps": 5, "deadline": 2**31, "done": 1, "is_last": False}
+        _call("RunnerFunction", api, state)
+        api("POST", f"/tasks/{task}/cancel")
+        ended = {"name": run["run_id"], "status": "ABORTED", "input": json.dumps({"task_id": task})}
+        _call("RunEventsFunction", api, {"detail": ended})
+        auto = api("POST", "/tasks", json_body={"input": "go", "additional_input": {"auto_run": True}}).json()
+        api("DELETE", f"/tasks/{auto['task_id']}")
+    finally:
+        default_user_config["stepfunctions"]["execute_state_machine"] = True
+
+
+def _call(function: str, api: Any, event: dict[str, Any]) -> Any:
+    api.function = function
+    try:
+        return load_handler(_function_route(function))(event, LambdaContext())
+    finally:
+        api.function = None
 
 
 # Granted for paths the tour above does not reach, each named with the path.
@@ -261,4 +320,5 @@ _NOT_SEEN_HERE = {
     "ArtifactsFunction": set(),
     # Powertools idempotency deletes its record when the step it guards fails, so a retry may run it again.
     "StepsFunction": {"dynamodb:DeleteItem"},
+    "RunnerFunction": {"dynamodb:DeleteItem"},
 }

@@ -75,6 +75,19 @@ class Settings:
     # fetch_url (agent/tools/web.py): seconds for the whole fetch, redirects included, and bytes of body read.
     fetch_timeout_s: float
     fetch_max_bytes: int
+    # Multi-step runs (agent_core/runs.py): the state machine, runs at once (the spec's 5), the step budget a run
+    # gets without additional_input.max_steps and the most it may ask for, the run's time limit (the state
+    # machine's TimeoutSeconds: the spec's hour), and the agent's id in GET /status.
+    state_machine_arn: str
+    max_concurrent_runs: int
+    run_max_steps_default: int
+    run_max_steps_ceiling: int
+    run_timeout_s: int
+    # A run's step is not bound by API Gateway's 29 s: it may work longer, and holds the task longer, than one
+    # through the Steps API. The lease outlives the runner function's timeout (180 s in template.yaml).
+    run_step_time_budget_s: float
+    run_step_lease_s: int
+    agent_id: str
 
 
 @lru_cache(maxsize=1)
@@ -120,4 +133,13 @@ def get_settings() -> Settings:
         sandbox_max_file_bytes=_int("SANDBOX_MAX_FILE_BYTES", 4 * 1024 * 1024),
         fetch_timeout_s=float(os.environ.get("FETCH_TIMEOUT_S") or 10),
         fetch_max_bytes=_int("FETCH_MAX_BYTES", 1024 * 1024),
+        state_machine_arn=os.environ.get("STATE_MACHINE_ARN")
+        or "arn:aws:states:us-east-1:123456789012:stateMachine:AgentRunStateMachine",
+        max_concurrent_runs=_int("MAX_CONCURRENT_RUNS", 5),
+        run_max_steps_default=_int("RUN_MAX_STEPS_DEFAULT", 20),
+        run_max_steps_ceiling=_int("RUN_MAX_STEPS_CEILING", 100),
+        run_timeout_s=_int("RUN_TIMEOUT_SECONDS", 3600),
+        run_step_time_budget_s=float(os.environ.get("RUN_STEP_TIME_BUDGET_S") or 150),
+        run_step_lease_s=_int("RUN_STEP_LEASE_SECONDS", 200),
+        agent_id=os.environ.get("AGENT_ID") or "agent-main",
     )

@@ -94,6 +94,11 @@ class TaskAlreadyRunning(AgentError):
     suggestion_en, suggestion_zh = "Wait for the current step to finish", "请等待当前步骤完成后重试"
 
 
+class RunNotCurrent(TaskAlreadyRunning):
+    """A step of a run that no longer holds its task (cancelled, or handed over by a restart). The state machine
+    retries TaskAlreadyRunning, not this (it matches errors by class name): the execution ends."""
+
+
 class InsufficientResources(AgentError):
     """A limit (concurrent runs, budget, item counts) is reached."""
 

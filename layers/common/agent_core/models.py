@@ -228,3 +228,59 @@ class Step(BaseModel):
 class StepList(BaseModel):
     steps: list[Step]
     pagination: Pagination
+
+
+# -- runs and the agent ----------------------------------------------------------------------------------------------
+
+RunStatus = Literal["running", "completed", "failed"]
+
+
+class RunRequestBody(_Request):
+    max_steps: int | None = Field(
+        default=None, description="The run's step budget (default: the task's additional_input.max_steps, else 20)"
+    )
+
+
+class Run(BaseModel):
+    """A multi-step run of a task (one Step Functions execution)."""
+
+    task_id: str
+    run_id: str
+    status: RunStatus
+    max_steps: int
+    steps: int | None = Field(default=None, description="Steps the run has taken so far")
+    started_at: Timestamp
+    ended_at: Timestamp | None = None
+    reason: str | None = Field(default=None, description="Why the run failed or was stopped")
+
+
+class MemoryUsage(BaseModel):
+    used: str
+    total: str
+
+
+class ApiUsage(BaseModel):
+    openai_tokens_used: int
+    openai_cost: float
+    budget_usd: float | None = None
+    budget_remaining_usd: float | None = None
+
+
+class AgentStatus(BaseModel):
+    agent_id: str
+    status: Literal["running", "restarting"]
+    version: str
+    capabilities: list[str]
+    active_tasks: int = Field(description="Tasks whose run is in progress")
+    total_tasks: int
+    uptime: Timestamp = Field(description="When the agent last started or restarted")
+    memory_usage: MemoryUsage
+    api_usage: ApiUsage
+    limits: dict[str, int] = Field(default_factory=dict)
+
+
+class RestartResult(BaseModel):
+    success: Literal[True] = True
+    message: str
+    estimated_downtime: str
+    resumed_tasks: list[str] = Field(default_factory=list)

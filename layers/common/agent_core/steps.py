@@ -18,6 +18,7 @@ from .errors import (
     Conflict,
     InsufficientResources,
     OpenAIAPIError,
+    RunNotCurrent,
     StepNotFound,
     TaskAlreadyRunning,
     TaskNotFound,
@@ -64,14 +65,15 @@ def _interrupted(step: StepRecord) -> StepRecord:
 
 
 def _start(
-    task_id: str, input: str | None, additional_input: dict[str, Any]
+    task_id: str, input: str | None, additional_input: dict[str, Any], run_id: str | None
 ) -> tuple[TaskState, list[StepRecord], StepRecord, str, str]:
-    """Checks and takes the task: 404, 409 while a step runs, 400 for a model not allowed, 429 once the budget is
-    spent; then the lease and the running step in one write."""
+    """Checks and takes the task: 404, 409 while a step runs or a run other than `run_id` holds the task, 400 for
+    a model not allowed, 429 once the budget is spent; then the lease and the running step in one write."""
     table = get_table()
     state, history = table.load_task_with_steps(task_id)
     if state is None:
         raise TaskNotFound(task_id=task_id)
+    _check_run(state, run_id)
     now = int(time.time())
     if state.lease_id and state.lease_until >= now:
         raise TaskAlreadyRunning(task_id=task_id, retry_after_s=state.lease_until - now)
@@ -94,9 +96,18 @@ def _start(
     stale = [_interrupted(s) for s in history if s.status == "running"]
     try:
         table.start_step(
-            state, step, lease_id=lease_id, lease_until=now + get_settings().step_lease_s, now=now, stale=stale
+            state,
+            step,
+            lease_id=lease_id,
+            lease_until=now + (get_settings().run_step_lease_s if run_id else get_settings().step_lease_s),
+            now=now,
+            stale=stale,
+            run_id=run_id,
         )
-    except Conflict as exc:  # another request took the task between our read and our write
+    except Conflict as exc:  # another request (or a run) took the task between our read and our write
+        fresh = table.get_task_state(task_id)
+        if fresh is not None:
+            _check_run(fresh, run_id)
         raise TaskAlreadyRunning(task_id=task_id) from exc
     return state, history, step, lease_id, model
 
@@ -116,23 +127,44 @@ def _make_encodable(step: StepRecord) -> None:
 
 
 def execute_step(
-    task_id: str, *, input: str | None, additional_input: dict[str, Any], idempotency_key: str | None = None
+    task_id: str,
+    *,
+    input: str | None,
+    additional_input: dict[str, Any],
+    idempotency_key: str | None = None,
+    run_id: str | None = None,
 ) -> Step:
-    """The next step; with an idempotency key, a retry (after a timeout, say) answers the step already run."""
+    """The next step; with an idempotency key, a retry (after a timeout, say) answers the step already run. Steps
+    of a run name it: while a run holds the task, no other step may run."""
     request = {"input": input, "additional_input": additional_input}
     return idempotency.once(
-        f"steps.execute:{task_id}", idempotency_key, request, Step, lambda: _execute(task_id, input, additional_input)
+        f"steps.execute:{task_id}",
+        idempotency_key,
+        request,
+        Step,
+        lambda: _execute(task_id, input, additional_input, run_id),
     )
 
 
-def _execute(task_id: str, input: str | None, additional_input: dict[str, Any]) -> Step:
-    state, history, step, lease_id, model = _start(task_id, input, additional_input)
+def _check_run(state: TaskState, run_id: str | None) -> None:
+    if state.run_id == run_id:
+        return
+    if run_id is None:
+        raise TaskAlreadyRunning(
+            "a run is in progress on this task", task_id=state.task.task_id, run_id=state.run_id,
+            suggestion="wait for the run to end, or stop it with POST /tasks/{task_id}/cancel",
+        )  # fmt: skip
+    raise RunNotCurrent("the run no longer holds this task", task_id=state.task.task_id, run_id=run_id)
+
+
+def _execute(task_id: str, input: str | None, additional_input: dict[str, Any], run_id: str | None) -> Step:
+    state, history, step, lease_id, model = _start(task_id, input, additional_input, run_id)
     started = time.monotonic()
     files = ArtifactFiles(task_id, step.step_id)
     failure: Exception | None = None
     new_status, usage, cost = "running", _NO_USAGE, 0.0
     try:
-        outcome = _turn(state, history, step, model, files)
+        outcome = _turn(state, history, step, model, files, long=run_id is not None)
         turn = outcome.turn
         usage, cost = turn.usage, catalog.cost_usd(turn.model, turn.prompt_tokens, turn.completion_tokens)
         step.output, step.name, step.is_last = outcome.output, outcome.name, outcome.is_last
@@ -166,19 +198,7 @@ def _execute(task_id: str, input: str | None, additional_input: dict[str, Any]) 
     step.status, step.modified_at = "completed", now_iso()
     step.artifacts = list(files.written.values())
     _make_encodable(step)
-    try:
-        get_table().finish_step(
-            step,
-            lease_id=lease_id,
-            old_status="running",
-            new_status=new_status,
-            tokens=usage["total_tokens"],
-            cost_usd=cost,
-        )
-    except Conflict as exc:  # the task was deleted meanwhile, or our lease expired and another step took it
-        if get_table().get_task_state(task_id) is None:
-            raise TaskNotFound("the task was deleted while the step ran", task_id=task_id) from exc
-        raise TaskAlreadyRunning("the step outlived its lease; another step has the task", task_id=task_id) from exc
+    _finish(step, lease_id=lease_id, new_status=new_status, tokens=usage["total_tokens"], cost_usd=cost)
     telemetry.record_step(
         model=step.additional_output["model"],
         tokens=usage["total_tokens"],
@@ -192,8 +212,30 @@ def _execute(task_id: str, input: str | None, additional_input: dict[str, Any]) 
     return _public(step)
 
 
+def _finish(step: StepRecord, *, lease_id: str, new_status: str, tokens: int, cost_usd: float) -> None:
+    """Stores the finished step. When the task's status moved while it ran (its run was cancelled or ended), the
+    step is kept and the task keeps the status its run's end gave it."""
+    table, old = get_table(), "running"
+    for _ in range(3):
+        try:
+            table.finish_step(
+                step, lease_id=lease_id, old_status=old, new_status=new_status, tokens=tokens, cost_usd=cost_usd
+            )
+            return
+        except Conflict as exc:
+            state = table.get_task_state(step.task_id)
+            if state is None:
+                raise TaskNotFound("the task was deleted while the step ran", task_id=step.task_id) from exc
+            if state.lease_id != lease_id:
+                raise TaskAlreadyRunning(
+                    "the step outlived its lease; another step has the task", task_id=step.task_id
+                ) from exc
+            old = new_status = state.task.status
+    raise TaskAlreadyRunning("the task kept changing while the step was stored", task_id=step.task_id)
+
+
 def _turn(
-    state: TaskState, history: list[StepRecord], step: StepRecord, model: str, files: ArtifactFiles
+    state: TaskState, history: list[StepRecord], step: StepRecord, model: str, files: ArtifactFiles, *, long: bool
 ) -> StepOutcome:
     started = time.monotonic()
     task = state.task
@@ -206,7 +248,8 @@ def _turn(
         images=image_parts(task, listed, files.read),
         read=files.read,
     )
-    deadline = started + get_settings().step_time_budget_s
+    settings = get_settings()
+    deadline = started + (settings.run_step_time_budget_s if long else settings.step_time_budget_s)
     ctx = ToolContext(task_id=task.task_id, step_id=step.step_id, files=files, deadline=deadline)
     return run_turn(chat=llm.chat_model(), model=model, messages=messages, tools=all_tools(), ctx=ctx)
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from . import idempotency
+from . import idempotency, runs
 from .agent import catalog
 from .errors import Conflict, InsufficientResources, InvalidRequest, TaskAlreadyRunning, TaskNotFound
 from .models import Artifact, Pagination, Task, TaskList
@@ -30,13 +30,26 @@ def _public(record: TaskRecord) -> Task:
 
 
 def create_task(*, input: str, additional_input: dict[str, Any], idempotency_key: str | None = None) -> Task:
-    """A new task; with an idempotency key, a retry answers the task the first request created."""
+    """A new task; with an idempotency key, a retry answers the task the first request created. With
+    `additional_input.auto_run`, its run starts at once (a refused start leaves the task created, and says so)."""
     request = {"input": input, "additional_input": additional_input}
-    return idempotency.once("tasks.create", idempotency_key, request, Task, lambda: _create(input, additional_input))
+    task = idempotency.once("tasks.create", idempotency_key, request, Task, lambda: _create(input, additional_input))
+    if additional_input.get("auto_run") is True and task.status == "created":
+        try:
+            runs.start_run(task.task_id)
+        except InsufficientResources as exc:
+            exc.details.update(
+                task_id=task.task_id,
+                suggestion="the task was created; start it later with POST /tasks/{task_id}/run",
+            )
+            raise
+        return get_task(task.task_id)
+    return task
 
 
 def _create(input: str, additional_input: dict[str, Any]) -> Task:
     catalog.check_agent_options(additional_input)  # a bad model or image list fails now, not at the first step
+    runs.check_run_options(additional_input)
     now = now_iso()
     record = TaskRecord(
         task_id=str(uuid.uuid4()),
@@ -95,8 +108,14 @@ def delete_task(task_id: str) -> None:
     """Removes what lives under the task first, the task item last: a failure part-way leaves a task that a retry
     of the same DELETE finishes, never children whose task is gone."""
     table = get_table()
-    for _ in range(3):
-        record = load_task(task_id)
+    state = table.get_task_state(task_id)
+    if state is None:
+        raise TaskNotFound(task_id=task_id)
+    runs.stop_for_deletion(state)  # its run stops and gives back its slot before the task goes
+    record = state.task
+    for attempt in range(3):
+        if attempt or state.run_id:
+            record = load_task(task_id)
         get_bucket().delete_task_objects(task_id)  # the files' objects first: when S3 fails, the task stays
         table.delete_task_children(task_id)
         try:

@@ -138,3 +138,12 @@ def parse_arguments(raw: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError("arguments must be a JSON object")
     return value
+
+
+def reload() -> None:
+    """The key parameter and the client are fetched and built again on the next step (a restart)."""
+    if get_settings().openai_api_key_parameter:
+        from aws_lambda_powertools.utilities import parameters
+
+        parameters.clear_caches()
+    _openai_chat.cache_clear()

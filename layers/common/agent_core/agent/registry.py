@@ -12,3 +12,8 @@ def all_tools() -> list[Tool]:
     from .tools.web import FetchUrl
 
     return [ListFiles(), ReadFile(), WriteFile(), RunPython(), FetchUrl(), Finish()]
+
+
+def capabilities() -> list[str]:
+    """What the agent can do, as GET /status names it: the capabilities of the tools it is offered."""
+    return sorted({c for tool in all_tools() for c in tool.capabilities})

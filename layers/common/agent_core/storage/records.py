@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..models import StepStatus, TaskStatus
+from ..models import RunStatus, StepStatus, TaskStatus
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,26 @@ class TaskState:
     step_count: int
     lease_id: str | None
     lease_until: int
+    # The run that holds the task (agent_core.runs), and the latest run's record, current or ended.
+    run_id: str | None = None
+    run: RunRecord | None = None
+
+
+@dataclass
+class RunRecord:
+    """A multi-step run of a task: one Step Functions execution, named by run_id, or its resumption after a
+    restart (a new run_id, the same base and budget)."""
+
+    run_id: str
+    task_id: str
+    status: RunStatus
+    max_steps: int
+    base: int  # the task's step count when the run began: the run's steps are the ones after it
+    started_at: str
+    deadline: int = 0  # epoch seconds after which no step of the run starts (RUN_TIMEOUT_SECONDS from its start)
+    ended_at: str | None = None
+    reason: str | None = None  # why it failed
+    stop_reason: str | None = None  # why it was stopped (cancelled, task deleted), until the run ends
 
 
 # -- artifacts ------------------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 from .. import aws
 from ..config import get_settings
 from ..errors import Conflict
-from .records import ArtifactRecord, PendingUpload, StepRecord, TaskRecord, TaskState
+from .records import ArtifactRecord, PendingUpload, RunRecord, StepRecord, TaskRecord, TaskState
 
 _ser, _de = TypeSerializer(), TypeDeserializer()
 _CONFLICT_ATTEMPTS = 5
@@ -120,6 +120,8 @@ def _state_from_item(item: dict[str, Any]) -> TaskState:
         step_count=int(plain.get("step_count", 0)),
         lease_id=plain.get("lease_id"),
         lease_until=int(plain.get("lease_until", 0)),
+        run_id=plain.get("run_id"),
+        run=RunRecord(**json.loads(plain["run"])) if plain.get("run") else None,
     )
 
 
@@ -155,10 +157,10 @@ class TaskTable:
                 }
             ),
         }
-        self._transact(
+        self.transact(
             [
                 {"Put": {"TableName": self.name, "Item": item, "ConditionExpression": "attribute_not_exists(PK)"}},
-                self._count({"tasks_total": 1, f"tasks_{task.status}": 1}),
+                self.count({"tasks_total": 1, f"tasks_{task.status}": 1}),
             ]
         )
 
@@ -188,7 +190,7 @@ class TaskTable:
 
     def set_task_status(self, task_id: str, *, old: str, new: str, modified_at: str) -> None:
         """Moves the task and its counters together; Conflict if its status is no longer `old`."""
-        self._transact(
+        self.transact(
             [
                 {
                     "Update": {
@@ -202,13 +204,13 @@ class TaskTable:
                         ),
                     }
                 },
-                self._count({f"tasks_{old}": -1, f"tasks_{new}": 1}),
+                self.count({f"tasks_{old}": -1, f"tasks_{new}": 1}),
             ]
         )
 
     def delete_task(self, task_id: str, *, status: str) -> None:
         """Deletes the task item and uncounts it; Conflict if it is gone or its status changed meanwhile."""
-        self._transact(
+        self.transact(
             [
                 {
                     "Delete": {
@@ -219,7 +221,7 @@ class TaskTable:
                         "ExpressionAttributeValues": {":s": {"S": status}},
                     }
                 },
-                self._count({"tasks_total": -1, f"tasks_{status}": -1}),
+                self.count({"tasks_total": -1, f"tasks_{status}": -1}),
             ]
         )
 
@@ -273,10 +275,12 @@ class TaskTable:
         lease_until: int,
         now: int,
         stale: list[StepRecord] | None = None,
+        run_id: str | None = None,
     ) -> None:
         """Takes the task's lease, counts the step and stores it as running, in one transaction. Conflict when
-        another step holds an unexpired lease, or the task changed since `state` was read. `stale` steps (left
-        running by an invocation that died) are stored closed in the same transaction."""
+        another step holds an unexpired lease, a run other than `run_id` holds the task, or the task changed since
+        `state` was read. `stale` steps (left running by an invocation that died) are stored closed in the same
+        transaction."""
         old = state.task.status
         values = {
             ":lease": lease_id,
@@ -288,6 +292,7 @@ class TaskTable:
             ":old": old,
             ":gsi": "TASKS#running",
             ":m": step.created_at,
+            ":run": run_id or "-",
         }
         items = [
             {
@@ -298,7 +303,8 @@ class TaskTable:
                     "#s = :running, GSI2PK = :gsi, modified_at = :m",
                     "ConditionExpression": "attribute_exists(PK) AND #s = :old "
                     "AND (attribute_not_exists(lease_until) OR lease_until < :now) "
-                    "AND (attribute_not_exists(step_count) OR step_count = :prev)",
+                    "AND (attribute_not_exists(step_count) OR step_count = :prev) "
+                    "AND (attribute_not_exists(run_id) OR run_id = :run)",
                     "ExpressionAttributeNames": {"#s": "status"},
                     "ExpressionAttributeValues": _to_item(values),
                 }
@@ -313,15 +319,17 @@ class TaskTable:
         ]
         items += [{"Put": {"TableName": self.name, "Item": _step_item(s)}} for s in stale or []]
         if old != "running":
-            items.append(self._count({f"tasks_{old}": -1, "tasks_running": 1}))
-        self._transact(items)
+            items.append(self.count({f"tasks_{old}": -1, "tasks_running": 1}))
+        self.transact(items)
 
     def finish_step(
         self, step: StepRecord, *, lease_id: str, old_status: str, new_status: str, tokens: int, cost_usd: float
     ) -> None:
-        """Stores the finished step, releases the lease and adds the spend to the task and the agent, together."""
+        """Stores the finished step, releases the lease and adds the spend to the task and the agent, together.
+        Conflict when the lease is no longer ours or the task's status is no longer `old_status` (a run ended)."""
         values = {
             ":lease": lease_id,
+            ":old": old_status,
             ":new": new_status,
             ":gsi": f"TASKS#{new_status}",
             ":m": step.modified_at,
@@ -331,7 +339,7 @@ class TaskTable:
         deltas: dict[str, Any] = {"tokens_total": tokens, "cost_usd_total": _decimal(cost_usd)}
         if new_status != old_status:
             deltas.update({f"tasks_{old_status}": -1, f"tasks_{new_status}": 1})
-        self._transact(
+        self.transact(
             [
                 {"Put": {"TableName": self.name, "Item": _step_item(step)}},
                 {
@@ -340,12 +348,12 @@ class TaskTable:
                         "Key": task_key(step.task_id),
                         "UpdateExpression": "SET #s = :new, GSI2PK = :gsi, modified_at = :m "
                         "REMOVE lease_id, lease_until ADD tokens_total :t, cost_usd :c",
-                        "ConditionExpression": "lease_id = :lease",
+                        "ConditionExpression": "lease_id = :lease AND #s = :old",
                         "ExpressionAttributeNames": {"#s": "status"},
                         "ExpressionAttributeValues": _to_item(values),
                     }
                 },
-                self._count(deltas),
+                self.count(deltas),
             ]
         )
 
@@ -439,11 +447,11 @@ class TaskTable:
                     }
                 }
             )
-        self._transact(items)
+        self.transact(items)
 
     def delete_artifact(self, record: ArtifactRecord, *, modified_at: str) -> None:
         """Removes the record and its summary together; Conflict when either changed since `record` was read."""
-        self._transact(
+        self.transact(
             [
                 self._delete_artifact_item(record),
                 {
@@ -509,7 +517,7 @@ class TaskTable:
 
     # -- helpers ---------------------------------------------------------------------------------------------------
 
-    def _count(self, deltas: dict[str, int]) -> dict[str, Any]:
+    def count(self, deltas: dict[str, int]) -> dict[str, Any]:
         names = {f"#c{i}": name for i, name in enumerate(deltas)}
         values = {f":c{i}": {"N": str(delta)} for i, delta in enumerate(deltas.values())}
         return {
@@ -522,7 +530,7 @@ class TaskTable:
             }
         }
 
-    def _transact(self, items: list[dict[str, Any]]) -> None:
+    def transact(self, items: list[dict[str, Any]]) -> None:
         """One transaction. A failed condition is a Conflict at once. Another transaction on one of its items at the
         same moment (the counters item, mostly) leaves the write valid: it is tried again, with jitter, a few times."""
         for attempt in range(1, _CONFLICT_ATTEMPTS + 1):

@@ -61,6 +61,10 @@ class Tool(Protocol):
     def description(self) -> str: ...
 
     @property
+    def capabilities(self) -> tuple[str, ...]:  # what GET /status advertises for it
+        ...
+
+    @property
     def parameters(self) -> dict[str, Any]:  # JSON schema of the arguments
         ...
 

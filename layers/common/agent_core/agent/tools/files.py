@@ -26,6 +26,7 @@ def guess_type(path: str) -> str:
 
 class ListFiles:
     name = "list_files"
+    capabilities = ("file_operations",)
     description = "List the task's files (uploaded by the user or written by you) with their sizes."
     parameters: ClassVar[dict[str, Any]] = {"type": "object", "properties": {}, "additionalProperties": False}
 
@@ -42,6 +43,7 @@ class ListFiles:
 
 class ReadFile:
     name = "read_file"
+    capabilities = ("file_operations",)
     description = (
         "Read one of the task's files by its relative path. Text comes back as text (long files are cut); "
         "images (PNG, JPEG, GIF, WebP) are shown to you when your model can see images."
@@ -73,6 +75,7 @@ class ReadFile:
 
 class WriteFile:
     name = "write_file"
+    capabilities = ("file_operations",)
     description = "Create or replace a text file among the task's files (it becomes an artifact the user can download)."
     parameters: ClassVar[dict[str, Any]] = {
         "type": "object",

@@ -9,6 +9,7 @@ from .base import ToolContext, ToolResult
 
 class Finish:
     name = "finish"
+    capabilities = ()
     description = "End the task when it is done (or cannot be done), with a short summary for the user."
     parameters: ClassVar[dict[str, Any]] = {
         "type": "object",

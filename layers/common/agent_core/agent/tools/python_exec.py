@@ -61,6 +61,8 @@ PARAMETERS: dict[str, Any] = {
 
 class RunPython:
     name = "run_python"
+    # CSV, JSON and statistics with the standard library: the data analysis GET /status advertises.
+    capabilities = ("code_execution", "data_analysis")
 
     def __init__(self, limits: SandboxLimits | None = None) -> None:
         self.limits = limits or SandboxLimits.from_settings()

@@ -65,6 +65,7 @@ MAX_KEPT_IMAGE_BYTES = 96 * 1024
 
 class FetchUrl:
     name = "fetch_url"
+    capabilities = ("web_browsing",)
 
     def __init__(self, limits: FetchLimits | None = None, policy: AddressPolicy | None = None) -> None:
         self.limits = limits or FetchLimits.from_settings()

@@ -1,0 +1,62 @@
+"""GET /status: the agent's figures, every one read from where it is kept (counters, the agent's state item, the
+tools' registry, this process)."""
+
+from __future__ import annotations
+
+import os
+import resource
+
+from . import VERSION
+from .agent.registry import capabilities
+from .config import get_settings
+from .models import AgentStatus, ApiUsage, MemoryUsage
+from .runs import store
+from .storage.table import get_table
+from .timeutil import now_iso
+
+
+def _memory() -> MemoryUsage:
+    """This process's peak resident memory against the function's configured size (the machine's, locally)."""
+    used_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024  # kilobytes on Linux
+    configured = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+    if configured:
+        total_mb = int(configured)
+    else:
+        total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+    return MemoryUsage(used=f"{used_mb}MB", total=f"{total_mb}MB")
+
+
+def agent_status() -> AgentStatus:
+    settings = get_settings()
+    runs = store()
+    state = runs.agent_state()
+    if not state:
+        started = now_iso()
+        runs.start_agent_once(started)
+        state = runs.agent_state() or {"status": "running", "started_at": started}
+    counters = get_table().counters()
+    spent = float(counters.get("cost_usd_total", 0))
+    budget = settings.budget_usd
+    return AgentStatus(
+        agent_id=settings.agent_id,
+        status="restarting" if state.get("status") == "restarting" else "running",
+        version=VERSION,
+        capabilities=capabilities(),
+        active_tasks=max(0, int(counters.get("runs_active", 0))),
+        total_tasks=int(counters.get("tasks_total", 0)),
+        uptime=str(state["started_at"]),
+        memory_usage=_memory(),
+        api_usage=ApiUsage(
+            openai_tokens_used=int(counters.get("tokens_total", 0)),
+            openai_cost=round(spent, 6),
+            budget_usd=budget,
+            budget_remaining_usd=None if budget is None else round(max(0.0, budget - spent), 6),
+        ),
+        limits={
+            "max_concurrent_tasks": settings.max_concurrent_runs,
+            "task_timeout_seconds": settings.run_timeout_s,
+            "max_steps_default": settings.run_max_steps_default,
+            "max_steps_ceiling": settings.run_max_steps_ceiling,
+            "max_file_bytes": settings.max_file_bytes,
+        },
+    )

@@ -1,0 +1,39 @@
+"""Step Functions, the one place that starts and stops agent runs (statemachines/agent_run.asl.json). An execution
+is named by its run's id, so its ARN follows from the run and nothing else needs storing."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+from . import aws
+from .config import get_settings
+
+
+def execution_arn(run_id: str) -> str:
+    machine = get_settings().state_machine_arn
+    return machine.replace(":stateMachine:", ":execution:", 1) + ":" + run_id
+
+
+def start(run_id: str, state: dict[str, Any]) -> None:
+    """Starts the run's execution with its first state (idempotent: the same name and input start nothing new)."""
+    aws.client("stepfunctions").start_execution(
+        stateMachineArn=get_settings().state_machine_arn, name=run_id, input=json.dumps(state)
+    )
+
+
+def stop(run_id: str, *, cause: str) -> None:
+    """Stops the run's execution; one that has ended already, or never started, is left as it is."""
+    client = aws.client("stepfunctions")
+    with contextlib.suppress(client.exceptions.ExecutionDoesNotExist):
+        client.stop_execution(executionArn=execution_arn(run_id), cause=cause)
+
+
+def status(run_id: str) -> str | None:
+    """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED; None when there is no such execution."""
+    client = aws.client("stepfunctions")
+    try:
+        return str(client.describe_execution(executionArn=execution_arn(run_id))["status"])
+    except client.exceptions.ExecutionDoesNotExist:
+        return None

@@ -1,0 +1,190 @@
+"""Runs in the single table (agent_core.runs):
+
+  slot      PK=RUNS   SK=RUN#<run_id>  task_id, started_at: exists exactly while the run holds one of the
+                                       concurrent-run slots; counters.runs_active counts these items
+  task      PK=TASK#<id> SK=TASK       run_id while a run holds the task (steps of any other caller are refused),
+                                       run: the latest run's record (JSON)
+  agent     PK=AGENT  SK=STATE         status (running, restarting) and started_at, the agent's "uptime"
+
+Taking a slot, handing it to a resumed run and giving it back are transactions with the counter, conditioned on the
+slot item: whatever order the ends of a run arrive in, and however often, a slot is released once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import asdict
+from typing import Any
+
+from ..errors import Conflict
+from .records import RunRecord, TaskState
+from .table import TaskTable, _from_item, _to_item, task_key
+
+AGENT_KEY = {"PK": {"S": "AGENT"}, "SK": {"S": "STATE"}}
+
+
+def _slot_key(run_id: str) -> dict[str, Any]:
+    return {"PK": {"S": "RUNS"}, "SK": {"S": f"RUN#{run_id}"}}
+
+
+def _run_json(run: RunRecord) -> str:
+    return json.dumps({k: v for k, v in asdict(run).items() if v is not None}, ensure_ascii=False)
+
+
+class RunStore:
+    def __init__(self, table: TaskTable) -> None:
+        self.table = table
+
+    def acquire(self, state: TaskState, run: RunRecord, *, limit: int, now: int) -> None:
+        """Takes a slot (fewer than `limit` held) and the task (no run, no step under way, unchanged since `state`
+        was read), and marks the task running, in one transaction. Conflict otherwise."""
+        old = state.task.status
+        deltas = {"runs_active": 1} | ({f"tasks_{old}": -1, "tasks_running": 1} if old != "running" else {})
+        counters = self.table.count(deltas)["Update"]
+        counters["ConditionExpression"] = "attribute_not_exists(runs_active) OR runs_active < :limit"
+        counters["ExpressionAttributeValues"][":limit"] = {"N": str(limit)}
+        self.table.transact(
+            [
+                self._put_slot(run),
+                {"Update": counters},
+                {
+                    "Update": {
+                        "TableName": self.table.name,
+                        "Key": task_key(run.task_id),
+                        "UpdateExpression": "SET run_id = :r, run = :run, #s = :running, GSI2PK = :gsi, "
+                        "modified_at = :m",
+                        "ConditionExpression": "attribute_exists(PK) AND attribute_not_exists(run_id) AND #s = :old "
+                        "AND (attribute_not_exists(lease_until) OR lease_until < :now)",
+                        "ExpressionAttributeNames": {"#s": "status"},
+                        "ExpressionAttributeValues": _to_item(
+                            {
+                                ":r": run.run_id,
+                                ":run": _run_json(run),
+                                ":running": "running",
+                                ":old": old,
+                                ":gsi": "TASKS#running",
+                                ":m": run.started_at,
+                                ":now": now,
+                            }
+                        ),
+                    }
+                },
+            ]
+        )
+
+    def hand_over(self, old: RunRecord, new: RunRecord) -> None:
+        """The task and the slot of `old` pass to `new` (a resumed run); the count of slots held does not change.
+        Conflict when `old` no longer holds them."""
+        self.table.transact(
+            [
+                {
+                    "Delete": {
+                        "TableName": self.table.name,
+                        "Key": _slot_key(old.run_id),
+                        "ConditionExpression": "attribute_exists(SK)",
+                    }
+                },
+                self._put_slot(new),
+                self._update_run(new, expected_run_id=old.run_id, keep_holding=True),
+            ]
+        )
+
+    def release(self, run_id: str) -> bool:
+        """Gives the run's slot back; False when it was given back already."""
+        try:
+            self.table.transact(
+                [
+                    {
+                        "Delete": {
+                            "TableName": self.table.name,
+                            "Key": _slot_key(run_id),
+                            "ConditionExpression": "attribute_exists(SK)",
+                        }
+                    },
+                    self.table.count({"runs_active": -1}),
+                ]
+            )
+        except Conflict:
+            return False
+        return True
+
+    def record(self, run: RunRecord) -> None:
+        """Stores the run's record on its task while the run still holds it (a stop reason, say); Conflict if not."""
+        self.table.transact([self._update_run(run, expected_run_id=run.run_id, keep_holding=True)])
+
+    def end(self, state: TaskState, run: RunRecord, *, status: str) -> None:
+        """Frees the task from the run, with the run's final record, and gives the task `status`. Conflict when the
+        run no longer holds the task or its status changed since `state` was read."""
+        old = state.task.status
+        update = self._update_run(run, expected_run_id=run.run_id, keep_holding=False)["Update"]
+        update["UpdateExpression"] += ", #s = :new, GSI2PK = :gsi"
+        update["ConditionExpression"] += " AND #s = :old"
+        update["ExpressionAttributeNames"] = {"#s": "status"}
+        update["ExpressionAttributeValues"].update(_to_item({":new": status, ":gsi": f"TASKS#{status}", ":old": old}))
+        items: list[dict[str, Any]] = [{"Update": update}]
+        if status != old:
+            items.append(self.table.count({f"tasks_{old}": -1, f"tasks_{status}": 1}))
+        self.table.transact(items)
+
+    def held_slots(self) -> list[dict[str, Any]]:
+        """Every slot held now (at most the limit, plus any whose run ended without its end being recorded)."""
+        request = {
+            "TableName": self.table.name,
+            "KeyConditionExpression": "PK = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": "RUNS"}},
+            "ConsistentRead": True,
+        }
+        return [_from_item(item) for page in self.table._pages(request) for item in page["Items"]]
+
+    def agent_state(self) -> dict[str, Any]:
+        """The agent's status and start time; the first read records the start."""
+        client = self.table.client
+        item = client.get_item(TableName=self.table.name, Key=AGENT_KEY, ConsistentRead=True).get("Item")
+        return _from_item(item) if item else {}
+
+    def set_agent_state(self, *, status: str, started_at: str | None = None) -> None:
+        values: dict[str, Any] = {":s": status}
+        expression = "SET #s = :s"
+        if started_at is not None:
+            expression += ", started_at = :t"
+            values[":t"] = started_at
+        self.table.client.update_item(
+            TableName=self.table.name,
+            Key=AGENT_KEY,
+            UpdateExpression=expression,
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=_to_item(values),
+        )
+
+    def start_agent_once(self, started_at: str) -> None:
+        """Records the agent's first start (a no-op once recorded)."""
+        with contextlib.suppress(self.table.client.exceptions.ConditionalCheckFailedException):
+            self.table.client.put_item(
+                TableName=self.table.name,
+                Item={**AGENT_KEY, **_to_item({"status": "running", "started_at": started_at})},
+                ConditionExpression="attribute_not_exists(PK)",
+            )
+
+    def active_count(self) -> int:
+        return int(self.table.counters().get("runs_active", 0))
+
+    def _put_slot(self, run: RunRecord) -> dict[str, Any]:
+        item = {**_slot_key(run.run_id), **_to_item({"task_id": run.task_id, "started_at": run.started_at})}
+        return {"Put": {"TableName": self.table.name, "Item": item, "ConditionExpression": "attribute_not_exists(SK)"}}
+
+    def _update_run(self, run: RunRecord, *, expected_run_id: str, keep_holding: bool) -> dict[str, Any]:
+        values = {":run": _run_json(run), ":expected": expected_run_id, ":m": run.ended_at or run.started_at}
+        if keep_holding:
+            expression, values[":r"] = "SET run_id = :r, run = :run", run.run_id
+        else:
+            expression = "REMOVE run_id SET run = :run"
+        return {
+            "Update": {
+                "TableName": self.table.name,
+                "Key": task_key(run.task_id),
+                "UpdateExpression": expression + ", modified_at = :m",
+                "ConditionExpression": "run_id = :expected",
+                "ExpressionAttributeValues": _to_item(values),
+            }
+        }
