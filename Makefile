@@ -61,6 +61,7 @@ bench: $(VENV)/.installed
 	$(PY) -m benchmarks.artifacts
 	$(PY) -m benchmarks.steps
 	$(PY) -m benchmarks.sandbox
+	$(PY) -m benchmarks.runs
 
 ## openapi: rewrite layers/common/agent_core/openapi.json from the functions' routes (a test says when it is stale)
 openapi: $(VENV)/.installed

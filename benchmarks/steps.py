@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import sys
-import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from devserver.template import ROOT, Template
+from benchmarks.local_model import send_completion, serve
+from devserver.template import Template
 
 SCENARIOS: dict[str, tuple[str, dict[str, Any]]] = {
     "text answer (no tool)": ("", {}),
@@ -50,42 +48,15 @@ class ScriptedModel(BaseHTTPRequestHandler):
                     {"id": "call_1", "type": "function", "function": {"name": tool, "arguments": json.dumps(args)}}
                 ],
             }
-        data = json.dumps(
-            {
-                "id": "chatcmpl-bench",
-                "object": "chat.completion",
-                "created": 0,
-                "model": body["model"],
-                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 500, "completion_tokens": 20, "total_tokens": 520},
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_completion(self, body["model"], message, 500, 20)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), ScriptedModel)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     template = Template()
-    os.environ.update(template.environment())
-    os.environ.update(
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",
-        OPENAI_API_KEY="sk-bench",
-        OPENAI_BASE_URL=f"http://127.0.0.1:{server.server_address[1]}/v1",
-        POWERTOOLS_LOG_LEVEL="ERROR",
-        POWERTOOLS_METRICS_DISABLED="true",  # EMF lines are for CloudWatch; they would bury the table
-    )
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    sys.path.insert(0, str(ROOT / "layers" / "common"))
+    server = serve(ScriptedModel, template)
     from moto import mock_aws
 
     with mock_aws():

@@ -41,3 +41,13 @@ def test_sandbox_benchmark_compares_the_isolated_run_with_the_bare_child() -> No
 
     rows = done.stdout.strip().splitlines()[2:]
     assert [line.split()[0] for line in rows] == ["none", "bubblewrap", "run_python"]
+
+
+def test_runs_benchmark_prints_the_cost_of_a_step() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.runs", "--steps", "3"], cwd=ROOT, capture_output=True, text=True,
+        timeout=180, check=True,
+    )  # fmt: skip
+    lines = {line.split("  ")[0]: line for line in done.stdout.splitlines()}
+    assert lines["state transitions"].split()[2] == "2.33"  # RunStep + Continue per step, and the Succeed state
+    assert "per 1,000 steps" in done.stdout

@@ -197,6 +197,7 @@ def run_step(state: dict[str, Any]) -> dict[str, Any]:
     Returns the next state: steps done, and whether the agent said it is the last."""
     from . import steps  # the agent's code: only the runner needs it, the API's functions start without it
 
+    _reload_after_restart()
     task_id, run_id = str(state["task_id"]), str(state["run_id"])
     if time.time() >= int(state["deadline"]):
         raise RunTimedOut(f"the run exceeded its time limit ({get_settings().run_timeout_s} s)")
@@ -205,6 +206,20 @@ def run_step(state: dict[str, Any]) -> dict[str, Any]:
         task_id, input=None, additional_input={}, idempotency_key=f"run:{run_id}:{number}", run_id=run_id
     )
     return {**state, "done": number, "is_last": step.is_last}
+
+
+_configuration_of = ""  # the agent start (or restart) this process's configuration was read after
+
+
+def _reload_after_restart() -> None:
+    """A restart reloads the configuration everywhere: a runner that read it before the latest restart reads it
+    again (one GetItem a step)."""
+    global _configuration_of
+    started = str(store().agent_state().get("started_at", ""))
+    if started > _configuration_of:
+        if _configuration_of:
+            reload_configuration()
+        _configuration_of = started
 
 
 # -- the end of a run ---------------------------------------------------------------------------------------------
@@ -251,6 +266,7 @@ def end_run(state: TaskState, run: RunRecord, *, status: RunStatus, reason: str 
     ended = replace(run, status=status, reason=reason, ended_at=now_iso())
     if ended.status == "completed":
         ended = replace(ended, reason=None)
+    store().release(run.run_id)  # first: once a run reads as ended, its slot is free
     for _ in range(3):
         if state.run_id != run.run_id:
             break
@@ -265,7 +281,6 @@ def end_run(state: TaskState, run: RunRecord, *, status: RunStatus, reason: str 
             if fresh is None:
                 break
             state = fresh
-    store().release(run.run_id)
     return ended
 
 
@@ -304,9 +319,16 @@ def restart(lang: str = "en") -> RestartResult:
         orchestration.stop(run_id, cause="agent restart")
         resumed.append((new, state.step_count - new.base))
     reload_configuration()
-    for run, done in resumed:
-        orchestration.start(run.run_id, _first_state(run, done=done))
     runs.set_agent_state(status="running", started_at=now_iso())
+    for run, done in list(resumed):
+        try:
+            orchestration.start(run.run_id, _first_state(run, done=done))
+        except Exception:  # the task is not left held by a run that never started
+            resumed.remove((run, done))
+            state = get_table().get_task_state(run.task_id)
+            if state is not None:
+                end_run(state, run, status="failed", reason="the run could not be resumed after the restart")
+            runs.release(run.run_id)
     elapsed = time.monotonic() - started
     return RestartResult(
         success=True,
