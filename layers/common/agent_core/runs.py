@@ -303,22 +303,12 @@ def restart(lang: str = "en") -> RestartResult:
     started = time.monotonic()
     runs = store()
     runs.set_agent_state(status="restarting")
-    resumed: list[tuple[RunRecord, int]] = []
-    for slot in runs.held_slots():
-        run_id = slot["SK"].removeprefix("RUN#")
-        state = get_table().get_task_state(str(slot["task_id"]))
-        if state is None or state.run_id != run_id or state.run is None:
-            orchestration.stop(run_id, cause="restart: the run no longer holds its task")
-            runs.release(run_id)  # a slot whose end was never recorded
-            continue
-        new = replace(state.run, run_id=str(uuid.uuid4()), started_at=now_iso())
-        try:
-            runs.hand_over(state.run, new)  # first, so the old execution's end finds nothing of its own to end
-        except Conflict:
-            continue  # it ended meanwhile
-        orchestration.stop(run_id, cause="agent restart")
-        resumed.append((new, state.step_count - new.base))
-    reload_configuration()
+    try:
+        resumed = _stop_and_hand_over(runs)
+        reload_configuration()
+    except Exception:
+        runs.set_agent_state(status="running")  # not restarted (the start time stays), but not left "restarting"
+        raise
     runs.set_agent_state(status="running", started_at=now_iso())
     for run, done in list(resumed):
         try:
@@ -336,6 +326,26 @@ def restart(lang: str = "en") -> RestartResult:
         estimated_downtime=f"{max(1, math.ceil(elapsed))}s",
         resumed_tasks=[run.task_id for run, _ in resumed],
     )
+
+
+def _stop_and_hand_over(runs: RunStore) -> list[tuple[RunRecord, int]]:
+    """Every held slot's run stopped and handed over to a new one (not started yet), with its steps done so far."""
+    resumed: list[tuple[RunRecord, int]] = []
+    for slot in runs.held_slots():
+        run_id = slot["SK"].removeprefix("RUN#")
+        state = get_table().get_task_state(str(slot["task_id"]))
+        if state is None or state.run_id != run_id or state.run is None:
+            orchestration.stop(run_id, cause="restart: the run no longer holds its task")
+            runs.release(run_id)  # a slot whose end was never recorded
+            continue
+        new = replace(state.run, run_id=str(uuid.uuid4()), started_at=now_iso())
+        try:
+            runs.hand_over(state.run, new)  # first, so the old execution's end finds nothing of its own to end
+        except Conflict:
+            continue  # it ended meanwhile
+        orchestration.stop(run_id, cause="agent restart")
+        resumed.append((new, state.step_count - new.base))
+    return resumed
 
 
 _RESTARTED = {
