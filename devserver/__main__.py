@@ -71,6 +71,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     args = parser.parse_args()
     _port_is_free(args.host, args.port)
+    # Pushes reach this server's @connections endpoint, as they reach the WebSocket API's on AWS.
+    os.environ["WEBSOCKET_ENDPOINT"] = f"http://127.0.0.1:{args.port}"
     started = time.monotonic()
     gateway, moto_url = build()
     import uvicorn
@@ -85,6 +87,7 @@ def main() -> None:
     print(f"rate limit: {limit or 'off'} requests/minute per client (RATE_LIMIT_PER_MINUTE)")
     print(f"run_python: {_isolation()}")
     print(f"Agent Protocol API: http://localhost:{args.port}/ap/v1/agent", flush=True)
+    print(f"WebSocket: ws://localhost:{args.port}/ap/v1/agent/tasks/{{task_id}}/ws and .../logs/ws", flush=True)
     uvicorn.run(gateway, host=args.host, port=args.port, log_level="warning")
 
 

@@ -25,6 +25,7 @@ from agent_core.errors import AgentError, MethodNotAllowed
 
 from . import apigw
 from .template import Route, Template
+from .websocket import CONNECTIONS_PATH, WebSockets, websocket_route
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 _import_lock = threading.Lock()
@@ -82,6 +83,10 @@ class Gateway:
         self.stage = stage
         # Each request runs in a worker like a Lambda instance of its own, so a slow step never blocks other calls.
         self.pool = ThreadPoolExecutor(max_workers=32, initializer=_new_loop, thread_name_prefix="lambda")
+        ws_route = websocket_route(template)
+        self.websockets = (
+            WebSockets(ws_route, load_handler(ws_route), self.pool, stage) if ws_route is not None else None
+        )
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for route in self.routes:
@@ -129,8 +134,18 @@ class Gateway:
                 await send({"type": message["type"] + ".complete"})
                 if message["type"] == "lifespan.shutdown":
                     return
+        if scope["type"] == "websocket":
+            if self.websockets is None:
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            await self.websockets.serve(scope, receive, send)
+            return
         request = Request(scope, receive)
-        response = await self.handle(request)
+        managed = CONNECTIONS_PATH.match(request.url.path)
+        if managed and self.websockets is not None:  # the management API: not the public one, not rate limited
+            response = await self.websockets.manage(request, managed.group("connection_id"))
+        else:
+            response = await self.handle(request)
         await response(scope, receive, send)
 
     async def handle(self, request: Request) -> Response:

@@ -38,6 +38,9 @@ def route_invokes(template: Template) -> None:
             name = function_name.split(":function:")[-1].split(":")[0]
             if name not in _handlers:
                 return original(self, function_name, qualifier, body, headers, response_headers)
+            if headers.get("X-Amz-Invocation-Type") == "Event":  # asynchronous: answered at once, run aside
+                threading.Thread(target=_invoke, args=(name, body, {}), daemon=True).start()
+                return b""
             return _invoke(name, body, response_headers)
 
         invoke._routed = True  # type: ignore[attr-defined]

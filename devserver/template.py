@@ -14,6 +14,13 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_ACCOUNT = "123456789012"  # moto's default account
+PSEUDO = {
+    "AWS::Region": lambda: os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+    "AWS::AccountId": lambda: LOCAL_ACCOUNT,
+    "AWS::Partition": lambda: "aws",
+    "AWS::URLSuffix": lambda: "amazonaws.com",
+    "AWS::StackName": lambda: "local",
+}
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -99,6 +106,8 @@ class Template:
             return value
         if "Ref" in value:
             ref = value["Ref"]
+            if ref in PSEUDO:
+                return PSEUDO[ref]()
             if ref in self.resources:
                 if self.resources[ref]["Type"].endswith("::StateMachine"):  # Ref of a state machine is its ARN
                     return self.arn(ref)

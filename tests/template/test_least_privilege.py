@@ -5,6 +5,7 @@ AWS calls each function really makes through its routes (botocore's own events, 
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,6 +70,9 @@ def test_no_function_has_wildcard_actions_scans_or_table_administration(function
                     {"Fn::GetAtt": ["AgentTable", "Arn"]},
                     [{"Fn::GetAtt": ["AgentTable", "Arn"]}, {"Fn::Sub": "${AgentTable.Arn}/index/*"}],
                 )
+            if service == "execute-api":  # posting to the WebSocket API's connections, nothing else
+                assert actions(statement) == ["execute-api:ManageConnections"]
+                assert statement["Resource"]["Fn::Sub"].endswith("${WebSocketApi}/${Stage}/POST/@connections/*")
             if service == "states":  # the run state machine and its executions, nothing else
                 assert statement["Resource"] == {"Ref": "AgentRunStateMachine"} or statement["Resource"][
                     "Fn::Sub"
@@ -85,8 +89,10 @@ def test_only_the_functions_that_take_steps_may_invoke_the_sandbox_and_nothing_e
     machine = TEMPLATE.resources["AgentRunStateMachine"]["Properties"]
 
     sandbox = {"Fn::GetAtt": ["SandboxFunction", "Arn"]}
-    assert invokers == {"StepsFunction": sandbox, "RunnerFunction": sandbox}
-    for name in invokers:
+    itself = {"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-ws"}
+    assert invokers == {"StepsFunction": sandbox, "RunnerFunction": sandbox, "WsFunction": itself}
+    assert FUNCTIONS["WsFunction"]["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-ws"}  # (its async welcome)
+    for name in ("StepsFunction", "RunnerFunction"):
         assert FUNCTIONS[name]["Environment"]["Variables"]["SANDBOX_FUNCTION_NAME"] == {"Ref": "SandboxFunction"}
     # ...and the state machine only its runner
     assert machine["Policies"] == [
@@ -175,7 +181,14 @@ _TRANSACT_PARTS = {
     "Delete": "DeleteItem",
     "ConditionCheck": "ConditionCheckItem",
 }
-_SERVICE_PREFIX = {"lambda": "lambda", "dynamodb": "dynamodb", "s3": "s3", "ssm": "ssm", "stepfunctions": "states"}
+_SERVICE_PREFIX = {
+    "lambda": "lambda",
+    "dynamodb": "dynamodb",
+    "s3": "s3",
+    "ssm": "ssm",
+    "stepfunctions": "states",
+    "apigatewaymanagementapi": "execute-api",
+}
 
 
 def _needed(service: str, operation: str, params: dict[str, Any]) -> set[str]:
@@ -185,6 +198,8 @@ def _needed(service: str, operation: str, params: dict[str, Any]) -> set[str]:
         return {_S3_ACTIONS.get(operation, f"s3:{operation}")}
     if service == "lambda" and operation == "Invoke":
         return {"lambda:InvokeFunction"}
+    if service == "apigatewaymanagementapi":
+        return {"execute-api:ManageConnections"}
     return {f"{_SERVICE_PREFIX[service]}:{operation}"}
 
 
@@ -235,6 +250,7 @@ def test_every_function_uses_exactly_the_actions_its_policy_names(
     # Tasks, artifacts (both upload paths, both download forms), offline steps through run_python, the finalizer
     task = api("POST", "/tasks", json_body={"input": "Summarise"}, headers={"Idempotency-Key": "k1"}).json()["task_id"]
     api("GET", "/tasks", query={"status": "created", "created_after": "2020-01-01T00:00:00Z"})
+    _watch(api, task, "watcher-1")  # a WebSocket watcher: every status change below is pushed to it
     body, headers = _multipart("data/sales.csv", b"month,amount\nJan,10\nFeb,32\n")
     artifact = api("POST", f"/tasks/{task}/artifacts", body=body, headers=headers).json()["artifact_id"]
     api("GET", f"/tasks/{task}/artifacts")
@@ -297,19 +313,36 @@ def _runs_tour(api: Any, task: str, model_api: Any) -> None:
         model_api.side_effect = [completion(tool_call("run_python", {"code": "open('output/s.md','w').write('x')"}))]
         state = {"task_id": task, "run_id": resumed, "max_steps": 5, "deadline": 2**31, "done": 1, "is_last": False}
         _call("RunnerFunction", api, state)
-        api("POST", f"/tasks/{task}/cancel")
-        ended = {"name": run["run_id"], "status": "ABORTED", "input": json.dumps({"task_id": task})}
+        ended = {"name": resumed, "status": "ABORTED", "input": json.dumps({"task_id": task})}
         _call("RunEventsFunction", api, {"detail": ended})
+        api("POST", f"/tasks/{task}/cancel")  # (no run any more: 400)
+        assert run["run_id"] != resumed
         auto = api("POST", "/tasks", json_body={"input": "go", "additional_input": {"auto_run": True}}).json()
-        api("DELETE", f"/tasks/{auto['task_id']}")
+        _watch(api, auto["task_id"], "watcher-2")
+        api("DELETE", f"/tasks/{auto['task_id']}")  # stops its run: pushed
+        _call("WsFunction", api, _ws_event("$disconnect", "watcher-1"))
     finally:
         default_user_config["stepfunctions"]["execute_state_machine"] = True
 
 
-def _call(function: str, api: Any, event: dict[str, Any]) -> Any:
+def _ws_event(route_key: str, connection_id: str, query: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"requestContext": {"routeKey": route_key, "connectionId": connection_id}, "queryStringParameters": query}
+
+
+def _watch(api: Any, task_id: str, connection_id: str) -> None:
+    """A WebSocket watcher of the task, and its first message (sent by the ws function's async invocation)."""
+    from devserver import lambdas
+
+    _call("WsFunction", api, _ws_event("$connect", connection_id, {"task_id": task_id}), wait=lambdas.in_flight)
+
+
+def _call(function: str, api: Any, event: dict[str, Any], wait: Any = None) -> Any:
     api.function = function
     try:
-        return load_handler(_function_route(function))(event, LambdaContext())
+        answer = load_handler(_function_route(function))(event, LambdaContext(function_name=function))
+        while wait is not None and wait():  # what it started asynchronously is its own doing too
+            time.sleep(0.01)
+        return answer
     finally:
         api.function = None
 

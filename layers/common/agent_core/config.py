@@ -88,6 +88,9 @@ class Settings:
     run_step_time_budget_s: float
     run_step_lease_s: int
     agent_id: str
+    # WebSocket pushes (agent_core/push.py): the API's management endpoint (https://<id>.execute-api.<region>.
+    # amazonaws.com/<stage>; the dev server's own URL locally). Empty: nothing is pushed.
+    websocket_endpoint: str | None
 
 
 @lru_cache(maxsize=1)
@@ -142,4 +145,5 @@ def get_settings() -> Settings:
         run_step_time_budget_s=float(os.environ.get("RUN_STEP_TIME_BUDGET_S") or 150),
         run_step_lease_s=_int("RUN_STEP_LEASE_SECONDS", 200),
         agent_id=os.environ.get("AGENT_ID") or "agent-main",
+        websocket_endpoint=os.environ.get("WEBSOCKET_ENDPOINT") or None,
     )

@@ -21,7 +21,9 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
-from . import orchestration
+from aws_lambda_powertools import Logger
+
+from . import orchestration, push
 from .config import get_settings
 from .errors import (
     Conflict,
@@ -35,6 +37,9 @@ from .storage.records import RunRecord, TaskState
 from .storage.runs import RunStore
 from .storage.table import get_table
 from .timeutil import now_iso
+
+logger = Logger(child=True)
+push.install_log_handler(logger)
 
 
 class RunTimedOut(Exception):
@@ -112,6 +117,15 @@ def start_run(task_id: str, *, max_steps: int | None = None) -> Run:
         except Conflict:
             _explain_refusal(task_id)
             continue  # the task changed (a step ended) between the read and the write: look again
+        logger.info(f"run started (at most {budget} steps)", extra={"task_id": task_id, "component": "runner"})
+        push.task_status(
+            task_id,
+            "running",
+            watchers=state.watchers,
+            step_count=state.step_count,
+            run=run,
+            current_step="run started",
+        )
         try:
             orchestration.start(run.run_id, _first_state(run, done=0))
         except Exception:
@@ -275,6 +289,7 @@ def end_run(state: TaskState, run: RunRecord, *, status: RunStatus, reason: str 
         try:
             store().end(state, replace(ended, status=final), status=final)
             ended = replace(ended, status=final)
+            _announce_end(state, ended)
             break
         except Conflict:
             fresh = get_table().get_task_state(run.task_id)
@@ -282,6 +297,15 @@ def end_run(state: TaskState, run: RunRecord, *, status: RunStatus, reason: str 
                 break
             state = fresh
     return ended
+
+
+def _announce_end(state: TaskState, run: RunRecord) -> None:
+    said = f"run {run.status}" + (f": {run.reason}" if run.reason else "")
+    log = logger.info if run.status == "completed" else logger.warning
+    log(said, extra={"task_id": run.task_id, "component": "runner"})
+    push.task_status(
+        run.task_id, run.status, watchers=state.watchers, step_count=state.step_count, run=run, current_step=said
+    )
 
 
 def get_run(task_id: str) -> Run:

@@ -7,7 +7,9 @@ import time
 import uuid
 from typing import Any
 
-from . import idempotency, telemetry, utf8
+from aws_lambda_powertools import Logger
+
+from . import idempotency, push, telemetry, utf8
 from .agent import catalog, llm
 from .agent.files import ArtifactFiles
 from .agent.loop import StepOutcome, build_messages, image_parts, run_turn
@@ -28,6 +30,9 @@ from .paging import PageRequest
 from .storage.records import StepRecord, TaskState
 from .storage.table import get_table
 from .timeutil import now_iso
+
+logger = Logger(child=True)
+push.install_log_handler(logger)
 
 
 def _public(step: StepRecord) -> Step:
@@ -159,6 +164,11 @@ def _check_run(state: TaskState, run_id: str | None) -> None:
 
 def _execute(task_id: str, input: str | None, additional_input: dict[str, Any], run_id: str | None) -> Step:
     state, history, step, lease_id, model = _start(task_id, input, additional_input, run_id)
+    logger.info(f"step {step.seq} started", extra={"task_id": task_id, "component": "agent"})
+    push.task_status(
+        task_id, "running", watchers=state.watchers, step_count=step.seq - 1, run=state.run,
+        current_step=f"step {step.seq}",
+    )  # fmt: skip
     started = time.monotonic()
     files = ArtifactFiles(task_id, step.step_id)
     failure: Exception | None = None
@@ -198,7 +208,17 @@ def _execute(task_id: str, input: str | None, additional_input: dict[str, Any], 
     step.status, step.modified_at = "completed", now_iso()
     step.artifacts = list(files.written.values())
     _make_encodable(step)
-    _finish(step, lease_id=lease_id, new_status=new_status, tokens=usage["total_tokens"], cost_usd=cost)
+    stored = _finish(step, lease_id=lease_id, new_status=new_status, tokens=usage["total_tokens"], cost_usd=cost)
+    for call in step.additional_output.get("tool_calls", []):
+        log = logger.warning if call.get("error") else logger.info
+        log(f"{call.get('name')}: {_brief(call)}", extra={"task_id": task_id, "component": "tool"})
+    logger.info(
+        f"step {step.seq} finished: {step.name}" + (" (the last)" if step.is_last else ""),
+        extra={"task_id": task_id, "component": "agent"},
+    )
+    push.task_status(
+        task_id, stored, watchers=state.watchers, step_count=step.seq, run=state.run, current_step=step.name
+    )
     telemetry.record_step(
         model=step.additional_output["model"],
         tokens=usage["total_tokens"],
@@ -212,16 +232,23 @@ def _execute(task_id: str, input: str | None, additional_input: dict[str, Any], 
     return _public(step)
 
 
-def _finish(step: StepRecord, *, lease_id: str, new_status: str, tokens: int, cost_usd: float) -> None:
-    """Stores the finished step. When the task's status moved while it ran (its run was cancelled or ended), the
-    step is kept and the task keeps the status its run's end gave it."""
+def _brief(call: dict[str, Any]) -> str:
+    """A tool call as a log line: what it failed with, or the start of its arguments."""
+    if call.get("error"):
+        return f"failed: {str(call['error'])[:200]}"
+    return f"called with {' '.join(str(call.get('arguments') or '{}').split())[:100]}"
+
+
+def _finish(step: StepRecord, *, lease_id: str, new_status: str, tokens: int, cost_usd: float) -> str:
+    """Stores the finished step; returns the task's status. When the task's status moved while it ran (its run was
+    cancelled or ended), the step is kept and the task keeps the status its run's end gave it."""
     table, old = get_table(), "running"
     for _ in range(3):
         try:
             table.finish_step(
                 step, lease_id=lease_id, old_status=old, new_status=new_status, tokens=tokens, cost_usd=cost_usd
             )
-            return
+            return new_status
         except Conflict as exc:
             state = table.get_task_state(step.task_id)
             if state is None:

@@ -49,6 +49,7 @@ class TaskState:
     # The run that holds the task (agent_core.runs), and the latest run's record, current or ended.
     run_id: str | None = None
     run: RunRecord | None = None
+    watchers: int = 0  # WebSocket connections watching the task (storage/connections.py)
 
 
 @dataclass

@@ -122,6 +122,7 @@ def _state_from_item(item: dict[str, Any]) -> TaskState:
         lease_until=int(plain.get("lease_until", 0)),
         run_id=plain.get("run_id"),
         run=RunRecord(**json.loads(plain["run"])) if plain.get("run") else None,
+        watchers=int(plain.get("watchers", 0)),
     )
 
 
