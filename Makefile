@@ -62,6 +62,7 @@ bench: $(VENV)/.installed
 	$(PY) -m benchmarks.steps
 	$(PY) -m benchmarks.sandbox
 	$(PY) -m benchmarks.runs
+	$(PY) -m benchmarks.push
 
 ## openapi: rewrite layers/common/agent_core/openapi.json from the functions' routes (a test says when it is stale)
 openapi: $(VENV)/.installed

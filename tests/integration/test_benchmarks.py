@@ -51,3 +51,12 @@ def test_runs_benchmark_prints_the_cost_of_a_step() -> None:
     lines = {line.split("  ")[0]: line for line in done.stdout.splitlines()}
     assert lines["state transitions"].split()[2] == "2.33"  # RunStep + Continue per step, and the Succeed state
     assert "per 1,000 steps" in done.stdout
+
+
+def test_push_benchmark_measures_the_way_of_a_status_change() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.push", "--steps", "2", "--subscribers", "1", "3"], cwd=ROOT,
+        capture_output=True, text=True, timeout=180, check=True,
+    )  # fmt: skip
+    rows = {line.split()[0]: line.split() for line in done.stdout.splitlines()[-2:]}
+    assert rows["1"][3] == "4" and rows["3"][3] == "12"  # two changes a step, to every subscriber

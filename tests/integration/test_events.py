@@ -163,3 +163,22 @@ def test_run_samples_take_a_step_and_end_the_run(aws_mock: None) -> None:
     assert task is not None and task.run_id is None and task.run is not None
     assert task.run.status == task.task.status == "completed"  # the sample's output says is_last
     assert int(get_table().counters()["runs_active"]) == 0
+
+
+def test_websocket_samples_subscribe_a_connection(aws_mock: None) -> None:
+    # `sam local invoke WsFunction -e events/websocket/connect.json`: the sample's task is watched; then the
+    # connection moves to the log stream
+    root = Path(__file__).resolve().parents[2]
+    props = Template().of_type("AWS::Serverless::Function")["WsFunction"]
+    route = Route("WsFunction", "WEBSOCKET", "WsFunction", root / props["CodeUri"], props["Handler"])
+    connect = _load(root / "events" / "websocket" / "connect.json")
+    subscribe = _load(root / "events" / "websocket" / "subscribe_logs.json")
+    context = apigw.LambdaContext(function_name="WsFunction")
+
+    refused = load_handler(route)(connect, context)  # no such task yet
+    _seed_task(connect["queryStringParameters"]["task_id"])
+    accepted = load_handler(route)(connect, context)
+    moved = load_handler(route)(subscribe, context)
+
+    assert (refused["statusCode"], accepted["statusCode"], moved["statusCode"]) == (404, 200, 200)
+    assert get_table().get_task_state(connect["queryStringParameters"]["task_id"]).watchers == 0  # type: ignore[union-attr]

@@ -96,8 +96,8 @@ def welcome(connection_id: str, task_id: str) -> None:
     endpoint = _endpoint()
     if not endpoint:
         return
-    channel = task_channel(task_id)
-    connections().ready(channel, connection_id)
+    if not connections().ready(task_channel(task_id), connection_id):
+        return  # it left, or moved to another channel, before its first message
     sent = None
     for _ in range(2):
         state = get_table().get_task_state(task_id)

@@ -89,15 +89,20 @@ class ConnectionStore:
                 self.table.transact([self._watch(channel, -1, must_exist=True)])
         return channel
 
-    def ready(self, channel: str, connection_id: str) -> None:
-        """The connection may be sent to from now on."""
-        self.table.client.update_item(
-            TableName=self.table.name,
-            Key=_subscriber_key(channel, connection_id),
-            UpdateExpression="SET ready = :t",
-            ConditionExpression="attribute_exists(PK)",
-            ExpressionAttributeValues={":t": {"BOOL": True}},
-        )
+    def ready(self, channel: str, connection_id: str) -> bool:
+        """The connection may be sent to from now on; False when it is no longer on the channel."""
+        client = self.table.client
+        try:
+            client.update_item(
+                TableName=self.table.name,
+                Key=_subscriber_key(channel, connection_id),
+                UpdateExpression="SET ready = :t",
+                ConditionExpression="attribute_exists(PK)",
+                ExpressionAttributeValues={":t": {"BOOL": True}},
+            )
+        except client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def subscribers(self, channel: str) -> list[dict[str, Any]]:
         """The channel's connections that may be sent to: one Query."""

@@ -1,0 +1,100 @@
+"""How long a status change takes to reach a WebSocket subscriber on the dev server: from the moment the function
+builds the `status_update` (its `timestamp`) to its arrival at the client, for 1 and 50 subscribers of one task,
+over the steps of the offline model. Starts the dev server as `make dev` does, on a free port.
+
+Usage: python -m benchmarks.push [--steps 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime
+
+import httpx
+import websockets
+
+from devserver.resources import free_port
+from devserver.template import ROOT
+
+
+def _arrival_delays_ms(base: str, subscribers: int, steps: int) -> list[float]:
+    client = httpx.Client(base_url=base, timeout=60)
+    task_id = client.post("/tasks", json={"input": "Summarise"}).json()["task_id"]
+    url = base.replace("http://", "ws://") + f"/tasks/{task_id}/ws"
+    delays: list[float] = []
+
+    async def subscriber(ready: asyncio.Semaphore, stop: asyncio.Event) -> None:
+        async with websockets.connect(url, open_timeout=60) as socket:
+            await socket.recv()  # the current status, sent when it connected: not a change
+            ready.release()
+            while not stop.is_set():
+                try:
+                    raw = await asyncio.wait_for(socket.recv(), timeout=0.5)
+                except TimeoutError:
+                    continue
+                sent = datetime.fromisoformat(json.loads(raw)["timestamp"].replace("Z", "+00:00")).timestamp()
+                delays.append((time.time() - sent) * 1000)
+
+    async def scenario() -> None:
+        ready, stop = asyncio.Semaphore(0), asyncio.Event()
+        tasks = [asyncio.create_task(subscriber(ready, stop)) for _ in range(subscribers)]
+        for _ in tasks:
+            await asyncio.wait_for(ready.acquire(), timeout=120)
+        loop = asyncio.get_running_loop()
+        for _ in range(steps):  # two status changes each: started, finished
+            await loop.run_in_executor(None, lambda: client.post(f"/tasks/{task_id}/steps"))
+        await asyncio.sleep(1)
+        stop.set()
+        await asyncio.gather(*tasks)
+
+    asyncio.run(scenario())
+    return delays
+
+
+def main(argv: list[str] | None = None) -> dict[int, tuple[float, float, int]]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--subscribers", type=int, nargs="+", default=[1, 50])
+    args = parser.parse_args(argv)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OPENAI_"))}
+    env.update(RATE_LIMIT_PER_MINUTE="0", POWERTOOLS_LOG_LEVEL="WARNING")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "devserver", "--port", str(port)], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}/ap/v1/agent"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/tasks", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        rows = {}
+        for n in args.subscribers:
+            delays = sorted(_arrival_delays_ms(base, n, args.steps))
+            rows[n] = (statistics.median(delays), delays[int(0.95 * (len(delays) - 1))], len(delays))
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=10)
+    print(
+        f"From a status change to its arrival at a subscriber (dev server, {args.steps} steps of the offline model):\n"
+    )
+    print(f"{'subscribers':>12}{'median ms':>12}{'p95 ms':>10}{'messages':>10}")
+    for n, (median, p95, count) in rows.items():
+        print(f"{n:>12}{median:>12.1f}{p95:>10.1f}{count:>10}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""The WebSocket channels over the dev server, as a client uses them (the `websockets` client, the spec's paths),
+with runs of the offline model."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import websockets
+
+pytestmark = pytest.mark.http
+Message = dict[str, Any]
+T = TypeVar("T")
+
+
+def ws_url(live_server: str) -> str:
+    return live_server.replace("http://", "ws://")
+
+
+async def collect(
+    url: str, until: Callable[[Message], bool], limit_s: float = 60, ready: asyncio.Semaphore | None = None
+) -> list[Message]:
+    """The messages of one connection until `until` says so; `ready` is released at its first message."""
+    messages: list[Message] = []
+    async with websockets.connect(url, open_timeout=30) as socket:
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            try:
+                raw = await asyncio.wait_for(socket.recv(), timeout=deadline - time.monotonic())
+            except TimeoutError:
+                break
+            messages.append(json.loads(raw))
+            if ready is not None and len(messages) == 1:
+                ready.release()
+            if until(messages[-1]):
+                break
+    return messages
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Runs the client's side on a loop of its own (asyncio.run would leave this thread without a current loop,
+    which the handlers that later tests call in it need)."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
+
+
+def ended(message: Message) -> bool:
+    return message.get("status") in ("completed", "failed")
+
+
+def test_watchers_see_a_run_from_its_current_status_to_completed(live_server: str, http: httpx.Client) -> None:
+    task_id = http.post("/tasks", json={"input": "Summarise"}).json()["task_id"]
+    url = f"{ws_url(live_server)}/tasks/{task_id}/ws"
+
+    async def scenario() -> tuple[list[list[Message]], list[Message]]:
+        welcomed = asyncio.Semaphore(0)
+        watchers = [asyncio.create_task(collect(url, ended, ready=welcomed)) for _ in range(50)]
+        log_url = f"{ws_url(live_server)}/logs/ws?task_id={task_id}"
+        logs = asyncio.create_task(collect(log_url, lambda m: "run completed" in m["message"], 40))
+        for _ in watchers:  # every watcher has its first message (the log stream needs none)
+            await asyncio.wait_for(welcomed.acquire(), timeout=60)
+        await asyncio.sleep(0.5)
+        assert http.post(f"/tasks/{task_id}/run").status_code == 202
+        return list(await asyncio.gather(*watchers)), await logs
+
+    seen, logs = run(scenario())
+
+    first = seen[0]
+    assert first[0]["status"] == "created" and first[0]["progress"] == 0.0
+    assert first[-1]["status"] == "completed" and first[-1]["progress"] == 1.0
+    assert "running" in [m["status"] for m in first]
+    progress = [m["progress"] for m in first]
+    assert progress == sorted(progress)
+    steps = [m["current_step"] for m in first]
+    assert steps.index("step 1") < steps.index("list_files") < steps.index("finish")
+    # Every one of the 50 watchers got every message, in the same order. (The last may be the last step's or the
+    # run's end: both say completed, pushed from two functions at once.)
+    brief = [[(m["status"], m["current_step"]) for m in w] for w in seen]
+    odd = [b for b in brief if b[:-1] != brief[0][:-1] or b[-1][0] != "completed"]
+    assert not odd, "\n".join(map(str, [brief[0], *odd[:2]]))
+    # The log stream, filtered to this task, carried the run's records
+    assert {m["task_id"] for m in logs} == {task_id}
+    said = [m["message"] for m in logs]
+    assert said[0].startswith("run started") and "step 1 started" in said and any("finished: finish" in s for s in said)
+    assert {m["component"] for m in logs} >= {"runner", "agent", "tool"}
+
+
+def test_an_unknown_task_and_an_unknown_path_are_refused(live_server: str) -> None:
+    for path in (f"/tasks/{uuid.uuid4()}/ws", "/tasks/not-an-id/ws", "/elsewhere/ws"):
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            run(collect(ws_url(live_server) + path, lambda m: True, 2))
+        assert refused.value.response.status_code == 403
+
+
+def test_a_client_that_leaves_is_forgotten(live_server: str, http: httpx.Client) -> None:
+    task_id = http.post("/tasks", json={"input": "Summarise"}).json()["task_id"]
+    url = f"{ws_url(live_server)}/tasks/{task_id}/ws"
+
+    async def scenario() -> list[Message]:
+        async with websockets.connect(url) as leaving:
+            await leaving.recv()  # its first message; then it goes
+        stays = asyncio.create_task(collect(url, ended))
+        await asyncio.sleep(1)
+        http.post(f"/tasks/{task_id}/steps")
+        for _ in range(3):
+            http.post(f"/tasks/{task_id}/steps")
+        return await stays
+
+    messages = run(scenario())
+
+    assert messages[-1]["status"] == "completed"
+    # The server's management endpoint no longer knows the connection that left: nothing was sent to it
+    assert http.post(live_server.split("/ap/")[0] + "/@connections/unknown", content=b"{}").status_code == 410
