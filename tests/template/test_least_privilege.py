@@ -171,6 +171,11 @@ def test_deployed_stages_are_bounded_logged_and_keyed_in_prod() -> None:
     assert FUNCTIONS["StepsFunction"]["ReservedConcurrentExecutions"] == {"Ref": "StepsConcurrency"}
     prod = samconfig.split("[prod.deploy.parameters]")[1]
     assert "ApiKeyRequired=true" in prod and "Stage=prod" in prod
+    # The WebSocket API asks for the same key at its handshake, under the same usage plan
+    connect = TEMPLATE.resources["WebSocketConnectRoute"]["Properties"]
+    plan = TEMPLATE.resources["UsagePlan"]["Properties"]["ApiStages"]
+    assert connect["ApiKeyRequired"] == {"Fn::If": ["UseApiKey", True, False]}
+    assert {"ApiId": {"Ref": "WebSocketApi"}, "Stage": {"Ref": "WebSocketStage"}} in plan
 
 
 # What each AWS call needs in IAM. A transaction needs the actions of its parts; HeadObject is GetObject's.
