@@ -40,6 +40,7 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy layers/common/agent_core
 	for f in functions/*/app.py; do $(VENV)/bin/mypy $$f || exit 1; done
+	$(VENV)/bin/mypy clients/python/src/autogpt_client
 
 template-lint: $(TOOLS)/.installed
 	$(TOOLS)/bin/cfn-lint template.yaml

@@ -1,0 +1,42 @@
+"""Client of the AutoGPT v0.5.1 agent API (Agent Protocol): `AutoGPTClient`, `AsyncAutoGPTClient`, their errors and
+models. The `autogpt` command line is `autogpt_client.cli`."""
+
+from .client import AsyncAutoGPTClient, AutoGPTClient
+from .errors import (
+    ArtifactNotFound,
+    AutoGPTError,
+    ConnectionFailed,
+    InsufficientResources,
+    InternalError,
+    InvalidRequest,
+    OpenAIAPIError,
+    PayloadTooLarge,
+    RateLimited,
+    StepNotFound,
+    TaskAlreadyRunning,
+    TaskNotFound,
+)
+from .models import AgentStatus, Artifact, Run, Step, Task
+
+__version__ = "0.5.1"
+__all__ = [
+    "AgentStatus",
+    "Artifact",
+    "ArtifactNotFound",
+    "AsyncAutoGPTClient",
+    "AutoGPTClient",
+    "AutoGPTError",
+    "ConnectionFailed",
+    "InsufficientResources",
+    "InternalError",
+    "InvalidRequest",
+    "OpenAIAPIError",
+    "PayloadTooLarge",
+    "RateLimited",
+    "Run",
+    "Step",
+    "StepNotFound",
+    "Task",
+    "TaskAlreadyRunning",
+    "TaskNotFound",
+]

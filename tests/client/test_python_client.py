@@ -1,0 +1,193 @@
+"""The Python client (clients/python) against the dev server over HTTP, its retry rules against a scripted
+transport, and the `autogpt` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from autogpt_client import AsyncAutoGPTClient, AutoGPTClient, errors
+from autogpt_client.cli import app
+
+pytestmark = pytest.mark.http
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def client(live_server: str) -> AutoGPTClient:
+    return AutoGPTClient(base_url=live_server.removesuffix("/ap/v1/agent"))
+
+
+def test_the_specs_sdk_example_and_the_rest_of_the_task_api(client: AutoGPTClient, tmp_path: Path) -> None:
+    task = client.create_task(input="分析销售数据", additional_input={"priority": "high"})
+    step = client.execute_step(task_id=task.task_id, input="开始分析")
+    small = tmp_path / "sales.csv"
+    small.write_text("m,a\nJan,1\n")
+    large = tmp_path / "big.csv"
+    large.write_bytes(b"x,y\n" + b"1,2\n" * 1_200_000)  # over the API's multipart limit: straight to S3
+    seen: list[tuple[int, int]] = []
+
+    up = client.upload_artifact(task.task_id, str(small), relative_path="data/sales.csv")
+    big = client.upload_artifact(task.task_id, str(large), progress=lambda done, total: seen.append((done, total)))
+    files = client.get_artifacts(task.task_id)
+    client.download_artifact(task.task_id, big.artifact_id, save_to=str(tmp_path / "back.csv"))
+
+    assert step.task_id == task.task_id and step.status == "completed"
+    assert (up.relative_path, big.file_size) == ("data/sales.csv", large.stat().st_size)
+    assert seen[-1] == (large.stat().st_size, large.stat().st_size)
+    assert {a.file_name for a in files} == {"sales.csv", "big.csv"}
+    assert client.download_artifact(task.task_id, up.artifact_id) == b"m,a\nJan,1\n"
+    assert (tmp_path / "back.csv").read_bytes() == large.read_bytes()
+    assert [s.step_id for s in client.list_steps(task.task_id).steps] == [step.step_id]
+    assert client.get_step(task.task_id, step.step_id).name == step.name
+    assert client.delete_artifact(task.task_id, up.artifact_id).success
+    with pytest.raises(errors.TaskNotFound) as missing:
+        client.get_task("00000000-0000-4000-8000-000000000000")
+    assert (missing.value.code, missing.value.status) == ("TASK_NOT_FOUND", 404)
+    assert missing.value.details["task_id"] == "00000000-0000-4000-8000-000000000000"
+    assert client.delete_task(task.task_id).success
+    assert client.status().version == "0.5.1"
+
+
+def test_runs_and_live_status(client: AutoGPTClient) -> None:
+    task = client.create_task(input="Summarise")
+    watched = client.create_task(input="Summarise")
+
+    run = client.run_task(task.task_id, poll_s=0.2)
+    client.start_run(watched.task_id)
+    updates = list(client.watch_task(watched.task_id))
+
+    assert run.status == "completed" and run.steps and run.steps >= 2
+    assert updates[-1]["status"] == "completed" and updates[-1]["progress"] == 1.0
+    with pytest.raises(errors.InvalidRequest):
+        client.cancel_task(task.task_id)  # no run in progress
+
+
+def test_the_async_client_does_the_same(live_server: str) -> None:
+    async def scenario() -> tuple[Any, list[str], Any]:
+        async with AsyncAutoGPTClient(base_url=live_server) as client:
+            task = await client.create_task(input="Summarise")
+            run = await client.run_task(task.task_id, poll_s=0.2)
+            listed = [t.task_id async for t in client.iter_tasks(size=2)]
+            try:
+                await client.get_step(task.task_id, "00000000-0000-4000-8000-000000000000")
+            except errors.StepNotFound as exc:
+                return run, listed, exc
+            return run, listed, None
+
+    loop = asyncio.new_event_loop()
+    try:
+        run, listed, missing = loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+
+    assert run.status == "completed"
+    assert run.task_id in listed and len(listed) == len(set(listed))
+    assert isinstance(missing, errors.StepNotFound) and missing.code == "STEP_NOT_FOUND"
+
+
+def scripted(*answers: Any) -> tuple[AutoGPTClient, list[httpx.Request]]:
+    """A client whose transport answers from a script (a status and JSON, or an exception to raise)."""
+    seen: list[httpx.Request] = []
+    pending = list(answers)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        status, body, headers = pending.pop(0)
+        if isinstance(status, Exception):
+            raise status
+        return httpx.Response(status, json=body, headers=headers)
+
+    client = AutoGPTClient(base_url="http://agent.test", max_retries=3)
+    client.http = httpx.Client(transport=httpx.MockTransport(answer))
+    return client, seen
+
+
+TASK = {"task_id": "t1", "input": "x", "status": "created", "created_at": "a", "modified_at": "a"}
+
+
+def envelope(code: str) -> dict[str, Any]:
+    return {"success": False, "error": {"code": code, "message": code.lower(), "details": {}}}
+
+
+def test_a_rate_limited_call_is_tried_again_after_retry_after() -> None:
+    client, seen = scripted((429, envelope("RATE_LIMITED"), {"Retry-After": "0"}), (200, TASK, {}))
+
+    task = client.create_task("x")
+
+    assert task.task_id == "t1" and len(seen) == 2
+    # The retry is the same request: the same Idempotency-Key, so the server runs it once
+    assert seen[0].headers["Idempotency-Key"] == seen[1].headers["Idempotency-Key"]
+
+
+def test_what_may_not_be_repeated_is_not() -> None:
+    full, seen_full = scripted((429, envelope("INSUFFICIENT_RESOURCES"), {}))
+    bad_gateway, seen_run = scripted((502, envelope("OPENAI_API_ERROR"), {}))
+
+    with pytest.raises(errors.InsufficientResources):
+        full.create_task("x")
+    with pytest.raises(errors.OpenAIAPIError) as failed:
+        bad_gateway.start_run("t1")  # a run's start carries no key: not repeated
+
+    assert len(seen_full) == len(seen_run) == 1 and failed.value.status == 502
+
+
+def test_reads_are_tried_again_after_a_502_or_a_lost_connection() -> None:
+    client, seen = scripted(
+        (httpx.ConnectError("refused"), None, None), (502, {"message": "Bad Gateway"}, {}), (200, TASK, {})
+    )
+    down, _ = scripted(*[(httpx.ConnectError("refused"), None, None)] * 4)
+
+    assert client.get_task("t1").task_id == "t1" and len(seen) == 3
+    with pytest.raises(errors.ConnectionFailed) as failed:
+        down.get_task("t1")
+    assert failed.value.code == "CONNECTION_ERROR"
+
+
+def test_the_command_line(live_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sales.csv").write_text("month,amount\nJan,10\nFeb,32\n")
+    runner = CliRunner()
+    base = ["--base-url", live_server]
+
+    followed = runner.invoke(app, [*base, "task", "create", "Summarise", "--file", "sales.csv", "--run", "--follow"])
+    listed = runner.invoke(app, [*base, "--json", "task", "list", "--size", "100"])
+    task_id = json.loads(listed.stdout)["tasks"][0]["task_id"]
+    files = json.loads(runner.invoke(app, [*base, "--json", "artifact", "list", task_id]).stdout)
+    report = next(f for f in files if f["file_name"] == "report.md")
+    saved = runner.invoke(app, [*base, "artifact", "download", task_id, report["artifact_id"]])
+    missing = runner.invoke(app, [*base, "task", "show", "00000000-0000-4000-8000-000000000000"])
+    status = runner.invoke(app, [*base, "--json", "status"])
+    unreachable = runner.invoke(app, ["--base-url", "http://127.0.0.1:9", "task", "list"])
+
+    assert followed.exit_code == 0 and "completed" in followed.stdout, followed.output
+    assert listed.exit_code == 0 and {f["file_name"] for f in files} >= {"sales.csv", "report.md"}
+    assert saved.exit_code == 0 and (tmp_path / "report.md").read_text().startswith("#")
+    assert missing.exit_code == 3 and "TASK_NOT_FOUND" in missing.output
+    assert json.loads(status.stdout)["version"] == "0.5.1"
+    assert unreachable.exit_code == 7
+
+
+def test_the_package_installs_with_its_command(tmp_path: Path) -> None:
+    target, source = tmp_path / "site", tmp_path / "source"
+    shutil.copytree(ROOT / "clients/python", source)  # pip builds in the tree it installs: not in the repository's
+    install = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target)]
+    subprocess.run([*install, str(source)], check=True, capture_output=True, timeout=300)
+    entry = next(target.glob("autogpt_client-*.dist-info")) / "entry_points.txt"
+    helped = subprocess.run(
+        [sys.executable, "-m", "autogpt_client.cli", "--help"], env={**os.environ, "PYTHONPATH": str(target)},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+    assert "autogpt = autogpt_client.cli:main" in entry.read_text()
+    assert helped.returncode == 0 and "task" in helped.stdout
