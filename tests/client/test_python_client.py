@@ -191,3 +191,10 @@ def test_the_package_installs_with_its_command(tmp_path: Path) -> None:
 
     assert "autogpt = autogpt_client.cli:main" in entry.read_text()
     assert helped.returncode == 0 and "task" in helped.stdout
+    # --json anywhere, as scripts write it (the command itself: main() reads sys.argv)
+    late = subprocess.run(
+        [sys.executable, "-c", "from autogpt_client.cli import main; main()", "task", "list", "--json"],
+        env={**os.environ, "PYTHONPATH": str(target), "AUTOGPT_BASE_URL": "http://127.0.0.1:9"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert late.returncode == 7 and json.loads(late.stdout)["error"]["code"] == "CONNECTION_ERROR"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from typing import Annotated, Any, NoReturn
@@ -271,7 +272,11 @@ def artifact_delete(task_id: str, artifact_id: str) -> None:
 
 
 def main() -> None:
-    app(prog_name="autogpt")
+    # `--json` is a global option; scripts write it after the command too (`autogpt task list --json`).
+    args = sys.argv[1:]
+    if "--json" in args and args.index("--json") > 0:
+        args = ["--json", *(a for a in args if a != "--json")]
+    app(args=args, prog_name="autogpt")
 
 
 if __name__ == "__main__":  # pragma: no cover
