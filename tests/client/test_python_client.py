@@ -165,7 +165,9 @@ def test_the_command_line(live_server: str, tmp_path: Path, monkeypatch: pytest.
     task_id = json.loads(listed.stdout)["tasks"][0]["task_id"]
     files = json.loads(runner.invoke(app, [*base, "--json", "artifact", "list", task_id]).stdout)
     report = next(f for f in files if f["file_name"] == "report.md")
-    saved = runner.invoke(app, [*base, "artifact", "download", task_id, report["artifact_id"]])
+    saved = runner.invoke(app, [*base, "artifact", "download", task_id, "report.md"])
+    by_id = runner.invoke(app, [*base, "artifact", "download", task_id, report["artifact_id"], "-o", "again.md"])
+    unknown = runner.invoke(app, [*base, "artifact", "download", task_id, "nothing.md"])
     missing = runner.invoke(app, [*base, "task", "show", "00000000-0000-4000-8000-000000000000"])
     status = runner.invoke(app, [*base, "--json", "status"])
     unreachable = runner.invoke(app, ["--base-url", "http://127.0.0.1:9", "task", "list"])
@@ -173,6 +175,8 @@ def test_the_command_line(live_server: str, tmp_path: Path, monkeypatch: pytest.
     assert followed.exit_code == 0 and "completed" in followed.stdout, followed.output
     assert listed.exit_code == 0 and {f["file_name"] for f in files} >= {"sales.csv", "report.md"}
     assert saved.exit_code == 0 and (tmp_path / "report.md").read_text().startswith("#")
+    assert by_id.exit_code == 0 and (tmp_path / "again.md").read_text() == (tmp_path / "report.md").read_text()
+    assert unknown.exit_code == 3
     assert missing.exit_code == 3 and "TASK_NOT_FOUND" in missing.output
     assert json.loads(status.stdout)["version"] == "0.5.1"
     assert unreachable.exit_code == 7

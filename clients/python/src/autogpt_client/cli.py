@@ -241,14 +241,16 @@ def artifact_upload(
 @artifact_app.command("download")
 def artifact_download(
     task_id: str,
-    artifact_id: str,
+    artifact: Annotated[str, typer.Argument(help="The file's artifact_id, or its path in the task (report.md)")],
     output: Annotated[str | None, typer.Option("--output", "-o", help="File to write (default: its name)")] = None,
 ) -> None:
     """Download a task's file."""
     artifacts = _call(lambda: options.client.get_artifacts(task_id))
-    known = next((a for a in artifacts if a.artifact_id == artifact_id), None)
-    target = output or (known.file_name if known else artifact_id)
-    _call(lambda: options.client.download_artifact(task_id, artifact_id, save_to=target))
+    known = next((a for a in artifacts if artifact in (a.artifact_id, a.relative_path)), None)
+    if known is None:
+        _fail(errors.ArtifactNotFound("ARTIFACT_NOT_FOUND", f"the task has no file {artifact}", status=404))
+    target = output or known.file_name
+    _call(lambda: options.client.download_artifact(task_id, known.artifact_id, save_to=target))
     _emit({"saved": target}, lambda v: out.print(f"saved {v['saved']}"))
 
 
