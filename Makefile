@@ -7,7 +7,7 @@ PORT ?= 8000
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: dev test lint typecheck template-lint sam-build unit bench clean sandbox-tools openapi
+.PHONY: dev test lint typecheck template-lint sam-build unit bench clean sandbox-tools browser-tools openapi
 
 $(VENV)/.installed: requirements-dev.txt layers/common/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ $(TOOLS)/.installed: requirements-tools.txt
 # bubblewrap isolates run_python's code locally (README "Isolation"); installed from Debian's packages where possible.
 sandbox-tools:
 	@sh scripts/install_bwrap.sh
+
+# headless chromium for the JavaScript client's browser check, from Debian's packages where possible.
+browser-tools:
+	@sh scripts/install_chromium.sh
 
 ## dev: install, then serve every route group on http://localhost:$(PORT)/ap/v1/agent over an embedded moto
 dev: $(VENV)/.installed sandbox-tools
@@ -52,7 +56,7 @@ sam-build: $(TOOLS)/.installed
 	$(TOOLS)/bin/sam build --build-dir .aws-sam/ci-build --cache-dir .aws-sam/ci-cache >/dev/null
 	@echo "sam build: ok"
 
-unit: $(VENV)/.installed sandbox-tools
+unit: $(VENV)/.installed sandbox-tools browser-tools
 	$(VENV)/bin/pytest -q
 
 ## bench: print the benchmarks' figures (not a test)

@@ -1,9 +1,11 @@
 """The JavaScript client (clients/js): installed and built with npm as a user would, then its own tests
-(`node --test`) against the dev server."""
+(`node --test`) against the dev server, and the built bundle in headless Chromium from another origin."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -17,14 +19,37 @@ def npm(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     return subprocess.run(["npm", *args], cwd=JS, capture_output=True, text=True, timeout=600, env=env)
 
 
-def test_the_built_package_passes_its_tests_against_the_dev_server(live_server: str) -> None:
+@pytest.fixture(scope="module")
+def built() -> Path:
     installed = npm("ci", "--no-audit", "--no-fund")
     assert installed.returncode == 0, installed.stderr[-2000:]
-    built = npm("run", "build")
-    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    done = npm("run", "build")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return JS / "dist"
 
-    tested = npm("test", env={**os.environ, "AUTOGPT_BASE_URL": live_server.removesuffix("/ap/v1/agent")})
+
+def against(live_server: str) -> dict[str, str]:
+    return {**os.environ, "AUTOGPT_BASE_URL": live_server.removesuffix("/ap/v1/agent")}
+
+
+def test_the_built_package_passes_its_tests_against_the_dev_server(built: Path, live_server: str) -> None:
+    tested = npm("test", env=against(live_server))
 
     assert tested.returncode == 0, tested.stdout[-4000:]
     assert "# pass 6" in tested.stdout and "# fail 0" in tested.stdout
-    assert (JS / "dist" / "esm" / "index.d.ts").is_file() and (JS / "dist" / "cjs" / "index.js").is_file()
+    assert (built / "esm" / "index.d.ts").is_file() and (built / "cjs" / "index.js").is_file()
+
+
+def test_the_bundle_works_in_a_browser_from_another_origin(built: Path, live_server: str) -> None:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("no chromium here (make test installs Debian's where it can: scripts/install_chromium.sh)")
+
+    ran = npm("run", "test:browser", env={**against(live_server), "CHROMIUM": chromium})
+
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-2000:]
+    result = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert result["origin"] not in live_server  # a page of another origin: CORS is what let it through
+    assert result["steps"][-1] == "finish" and result["report"].startswith("# Task files report")
+    assert result["updates"][0] == "created" and result["updates"][-1] == "completed"
+    assert result["refused"] == ["TASK_NOT_FOUND", 404]
