@@ -84,9 +84,10 @@ class Gateway:
         # Each request runs in a worker like a Lambda instance of its own, so a slow step never blocks other calls.
         self.pool = ThreadPoolExecutor(max_workers=32, initializer=_new_loop, thread_name_prefix="lambda")
         ws_route = websocket_route(template)
-        self.websockets = (
-            WebSockets(ws_route, load_handler(ws_route), self.pool, stage) if ws_route is not None else None
-        )
+        # WebSocket events get a few workers of their own: a burst of handshakes is CPU work for this one process,
+        # and 32 threads at it would leave the event loop, which completes the handshakes, no share of the GIL.
+        ws_pool = ThreadPoolExecutor(max_workers=4, initializer=_new_loop, thread_name_prefix="lambda-ws")
+        self.websockets = WebSockets(ws_route, load_handler(ws_route), ws_pool, stage) if ws_route else None
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for route in self.routes:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from moto.awslambda.models import LambdaBackend
@@ -38,8 +39,9 @@ def route_invokes(template: Template) -> None:
             name = function_name.split(":function:")[-1].split(":")[0]
             if name not in _handlers:
                 return original(self, function_name, qualifier, body, headers, response_headers)
-            if headers.get("X-Amz-Invocation-Type") == "Event":  # asynchronous: answered at once, run aside
-                threading.Thread(target=_invoke, args=(name, body, {}), daemon=True).start()
+            if headers.get("X-Amz-Invocation-Type") == "Event":  # asynchronous: answered at once, queued
+                _count(+1)
+                _async_pool.submit(_run_queued, name, body)
                 return b""
             return _invoke(name, body, response_headers)
 
@@ -61,19 +63,34 @@ _in_flight_lock = threading.Lock()
 
 
 def in_flight() -> int:
-    """Invocations under way (the tests wait for none before their moto goes)."""
+    """Invocations under way or queued (the tests wait for none before their moto goes)."""
     return _in_flight
 
 
-def _invoke(name: str, body: Any, response_headers: dict[str, str]) -> bytes:
+# Asynchronous invocations wait in a queue for a few workers, as Lambda's own queue feeds them: a burst of them
+# (50 WebSocket clients connecting at once) does not starve the requests that made it of the one process's time.
+_async_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lambda-async")
+
+
+def _count(delta: int) -> None:
     global _in_flight
     with _in_flight_lock:
-        _in_flight += 1
+        _in_flight += delta
+
+
+def _invoke(name: str, body: Any, response_headers: dict[str, str]) -> bytes:
+    _count(+1)
     try:
         return _run(name, body, response_headers)
     finally:
-        with _in_flight_lock:
-            _in_flight -= 1
+        _count(-1)
+
+
+def _run_queued(name: str, body: Any) -> None:
+    try:
+        _run(name, body, {})
+    finally:
+        _count(-1)
 
 
 def _run(name: str, body: Any, response_headers: dict[str, str]) -> bytes:

@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 import boto3
+from moto import mock_aws
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
@@ -24,16 +25,23 @@ def free_port() -> int:
 
 
 def start_moto(port: int | None = None) -> str:
-    """Starts moto in server mode and points every boto3 client of this process at it; returns its URL."""
+    """Starts moto, in this process and in server mode on one state; returns the server's URL.
+
+    The functions' AWS calls reach moto's backends in this process, without an HTTP hop (mock_aws); S3 alone is
+    addressed at the server, whose URL is the one presigned URLs carry and browsers use. Other tools (the AWS CLI,
+    a browser) reach every service at the server."""
     port = port or free_port()
     serialize_dynamodb_writes()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
     default_user_config["stepfunctions"] = {"execute_state_machine": True}  # run executions, don't just record
     ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False).start()
     url = f"http://127.0.0.1:{port}"
-    os.environ.update({"AWS_ENDPOINT_URL": url, "MOTO_PORT": str(port), **LOCAL_CREDENTIALS})
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    os.environ.update({"AWS_ENDPOINT_URL_S3": url, "MOTO_PORT": str(port), **LOCAL_CREDENTIALS})
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     os.environ.setdefault("AWS_REGION", os.environ["AWS_DEFAULT_REGION"])
+    in_process = mock_aws(config={"core": {"reset_boto3_session": False, "mock_credentials": False}})
+    in_process.start(reset=False)  # the server's state is the one state
     return url
 
 

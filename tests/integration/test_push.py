@@ -67,7 +67,7 @@ def gone(aws_mock: None) -> Iterator[set[str]]:
     # Before moto's own before-send handler, which would answer first
     push._client(get_settings().websocket_endpoint or "").meta.events.register_first("before-send", answer)
     yield ids
-    push._client.cache_clear()
+    push._made.cache_clear()
 
 
 def new_task(api: Any) -> str:

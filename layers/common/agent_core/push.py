@@ -34,10 +34,19 @@ def connections() -> ConnectionStore:
     return ConnectionStore(get_table())
 
 
-@lru_cache(maxsize=4)
+_creating = threading.Lock()
+
+
 def _client(endpoint: str) -> Any:
+    with _creating:  # made once, even when a burst of pushes asks at the same moment
+        return _made(endpoint)
+
+
+@lru_cache(maxsize=4)
+def _made(endpoint: str) -> Any:
     # A connection that does not answer quickly is not waited for: the step or run is.
-    config = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=5)
+    retries: Any = {"mode": "standard", "max_attempts": 2}
+    config = Config(retries=retries, connect_timeout=2, read_timeout=5, max_pool_connections=_POOL_SIZE)
     return boto3.client("apigatewaymanagementapi", endpoint_url=endpoint, config=config)
 
 
@@ -91,25 +100,32 @@ def task_status(
 
 
 def welcome(connection_id: str, task_id: str) -> None:
-    """A new watcher's first message: the task's current status. The connection is marked ready first, so no
-    change after this read is missed; one that lands between the two is sent again after."""
+    """A new watcher's first message: the task's current status, sent before the connection is marked ready, so no
+    change can overtake it; a change that lands before the mark is sent after it."""
     endpoint = _endpoint()
     if not endpoint:
         return
-    if not connections().ready(task_channel(task_id), connection_id):
-        return  # it left, or moved to another channel, before its first message
-    sent = None
-    for _ in range(2):
-        state = get_table().get_task_state(task_id)
-        if state is None or (state.task.status, state.task.modified_at) == sent:
-            return
-        current = f"step {state.step_count}" if state.step_count else None
-        message = status_update(
-            task_id, state.task.status, step_count=state.step_count, run=state.run, current_step=current
-        )
-        if not _post(endpoint, connection_id, message, wait_for_open_s=3.0):
-            return
-        sent = (state.task.status, state.task.modified_at)
+    sent = _send_status(endpoint, connection_id, task_id, wait_for_open_s=10.0)
+    if sent is None or not connections().ready(task_channel(task_id), connection_id):
+        return  # the task or the connection is gone, or the connection moved to another channel
+    now = get_table().get_task_state(task_id)
+    if now is not None and (now.task.status, now.task.modified_at) != sent:
+        _send_status(endpoint, connection_id, task_id)
+
+
+def _send_status(
+    endpoint: str, connection_id: str, task_id: str, wait_for_open_s: float = 0.0
+) -> tuple[str, str] | None:
+    state = get_table().get_task_state(task_id)
+    if state is None:
+        return None
+    current = f"step {state.step_count}" if state.step_count else None
+    message = status_update(
+        task_id, state.task.status, step_count=state.step_count, run=state.run, current_step=current
+    )
+    if not _post(endpoint, connection_id, message, wait_for_open_s=wait_for_open_s):
+        return None
+    return state.task.status, state.task.modified_at
 
 
 # -- log records --------------------------------------------------------------------------------------------------
