@@ -35,10 +35,26 @@ def build(rate_limit_per_minute: int | None = None):
 
     ExecutionEvents(template).start()  # runs' status changes -> EventBridge -> the run_events function
 
+    _warm(os.environ.get("WEBSOCKET_ENDPOINT"))
     if rate_limit_per_minute is None:
         raw = os.environ.get("RATE_LIMIT_PER_MINUTE", "")
         rate_limit_per_minute = int(raw) if raw.strip() else int(template.parameter_default("RateLimitPerMinute") or 0)
     return Gateway(template, rate_limit_per_minute=rate_limit_per_minute), moto_url
+
+
+def _warm(websocket_endpoint: str | None) -> None:
+    """What a deployed API has done before its first client, done before this one's: the functions' clients made,
+    and moto's request router built for each service they call (a second each, paid by the first request
+    otherwise: a burst of 50 WebSocket clients at start-up waited on it)."""
+    from agent_core import aws, push
+
+    aws.client("lambda").list_functions(MaxItems=1)
+    aws.client("stepfunctions").list_state_machines(maxResults=1)
+    aws.client("dynamodb").list_tables(Limit=1)
+    aws.client("events").list_rules(Limit=1)
+    aws.client("s3").list_buckets()
+    if websocket_endpoint:
+        push.management_client(websocket_endpoint)
 
 
 def _port_is_free(host: str, port: int) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 from typing import Any
 
 import boto3
@@ -13,6 +12,7 @@ from moto import mock_aws
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
+from .moto_patches import patch_moto
 from .template import LOCAL_ACCOUNT, Template
 
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local"}
@@ -31,7 +31,7 @@ def start_moto(port: int | None = None) -> str:
     addressed at the server, whose URL is the one presigned URLs carry and browsers use. Other tools (the AWS CLI,
     a browser) reach every service at the server."""
     port = port or free_port()
-    serialize_dynamodb_writes()
+    patch_moto()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
     default_user_config["stepfunctions"] = {"execute_state_machine": True}  # run executions, don't just record
     ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False).start()
@@ -43,29 +43,6 @@ def start_moto(port: int | None = None) -> str:
     in_process = mock_aws(config={"core": {"reset_boto3_session": False, "mock_credentials": False}})
     in_process.start(reset=False)  # the server's state is the one state
     return url
-
-
-_WRITES = ("put_item", "update_item", "delete_item", "batch_write_item", "transact_write_items", "execute_transaction")
-_write_lock = threading.RLock()
-
-
-def serialize_dynamodb_writes() -> None:
-    """DynamoDB applies each write (and each transaction) atomically; moto's in-memory backend does not guard
-    against two threads checking a condition at once. One lock around its writes restores what conditional
-    writes rely on (the step lease, the counters)."""
-    from moto.dynamodb.models import DynamoDBBackend
-
-    for name in _WRITES:
-        method = getattr(DynamoDBBackend, name)
-        if getattr(method, "_serialized", False):
-            continue
-
-        def locked(self: Any, *args: Any, _method: Any = method, **kwargs: Any) -> Any:
-            with _write_lock:
-                return _method(self, *args, **kwargs)
-
-        locked._serialized = True  # type: ignore[attr-defined]
-        setattr(DynamoDBBackend, name, locked)
 
 
 def create_resources(template: Template) -> dict[str, str]:

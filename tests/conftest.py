@@ -32,7 +32,8 @@ from agent_core.storage import table as table_module
 from devserver import apigw, lambdas
 from devserver.gateway import load_handler
 from devserver.lambdas import route_invokes
-from devserver.resources import LOCAL_CREDENTIALS, create_resources, free_port, serialize_dynamodb_writes
+from devserver.moto_patches import patch_moto
+from devserver.resources import LOCAL_CREDENTIALS, create_resources, free_port
 from devserver.template import Template
 from tests.fake_model import FakeModelAPI
 
@@ -75,7 +76,7 @@ def _reset_caches() -> None:
 def aws_mock() -> Iterator[None]:
     # Keeping boto3's default session between tests keeps botocore's parsed service models: a fresh session per
     # test re-reads them for every client (most of a test's time). Credentials come from the environment above.
-    serialize_dynamodb_writes()
+    patch_moto()
     config: Any = {"core": {"reset_boto3_session": False}, "stepfunctions": {"execute_state_machine": True}}
     with mock_aws(config=config):
         create_resources(TEMPLATE)

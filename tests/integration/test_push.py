@@ -65,7 +65,7 @@ def gone(aws_mock: None) -> Iterator[set[str]]:
     push.connections.cache_clear()
     aws.client("dynamodb")  # the table's client first: the hook below is for the management API's
     # Before moto's own before-send handler, which would answer first
-    push._client(get_settings().websocket_endpoint or "").meta.events.register_first("before-send", answer)
+    push.management_client(get_settings().websocket_endpoint or "").meta.events.register_first("before-send", answer)
     yield ids
     push._made.cache_clear()
 

@@ -37,7 +37,7 @@ def connections() -> ConnectionStore:
 _creating = threading.Lock()
 
 
-def _client(endpoint: str) -> Any:
+def management_client(endpoint: str) -> Any:
     with _creating:  # made once, even when a burst of pushes asks at the same moment
         return _made(endpoint)
 
@@ -201,7 +201,7 @@ def _send(endpoint: str, subscribers: list[dict[str, Any]], message: dict[str, A
 
 def _post(endpoint: str, connection_id: str, message: dict[str, Any], *, wait_for_open_s: float = 0.0) -> bool:
     """Sends one message; False when the connection is gone (it is then forgotten)."""
-    client = _client(endpoint)
+    client = management_client(endpoint)
     data = json.dumps(message, ensure_ascii=False).encode()
     deadline = time.monotonic() + wait_for_open_s
     while True:

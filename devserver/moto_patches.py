@@ -1,0 +1,96 @@
+"""What moto's in-memory backends need to serve the dev server and the tests as AWS would, under concurrency.
+
+- Each write (and each transaction) is atomic: moto does not guard against two threads checking a condition at
+  once, so one lock goes around its writes (the step lease and the counters rely on conditional writes).
+- A transaction costs what it touches: moto backs up every table a transaction names with a deep copy, once per
+  operation, so a transaction's cost grew with the table (seconds, after a day of dev-server use). The backup here
+  is of the items the transaction touches, restored when it is cancelled.
+- Requests do not queue behind each other for nothing: moto takes one process-wide lock on every request to see
+  whether the account's backend exists yet; with a dozen threads busy, that lock convoys behind the GIL (a burst
+  of 50 WebSocket handshakes spent more time there than in DynamoDB). Once it exists, no lock is needed.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import types
+from typing import Any
+
+from moto.core.base_backend import BackendDict
+from moto.dynamodb import models
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.table import Table
+
+_WRITES = ("put_item", "update_item", "delete_item", "batch_write_item", "execute_transaction")
+_write_lock = threading.RLock()
+
+
+def patch_moto() -> None:
+    """Patches moto once per process."""
+    if getattr(DynamoDBBackend.transact_write_items, "_hardened", False):
+        return
+    BackendDict._create_account_specific_backend = _unless_exists(BackendDict._create_account_specific_backend)  # type: ignore[method-assign]
+    for name in _WRITES:
+        setattr(DynamoDBBackend, name, _locked(getattr(DynamoDBBackend, name)))
+    # moto's own whole-table backup becomes a no-op (a Table "copies" to itself); _transact keeps item backups.
+    models.copy = types.SimpleNamespace(deepcopy=_deepcopy_but_tables)  # type: ignore[attr-defined]
+    DynamoDBBackend.transact_write_items = _transact(DynamoDBBackend.transact_write_items)  # type: ignore[method-assign]
+
+
+def _unless_exists(create: Any) -> Any:
+    def create_account_specific_backend(self: BackendDict[Any], account_id: str) -> None:
+        if account_id not in self:  # a dict lookup: atomic, and the backend is never removed while the mock runs
+            create(self, account_id)
+
+    return create_account_specific_backend
+
+
+def _locked(method: Any) -> Any:
+    def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _write_lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
+def _deepcopy_but_tables(value: Any, memo: Any = None) -> Any:
+    return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+
+def _transact(original: Any) -> Any:
+    def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+        with _write_lock:
+            backups = [_backup(self, op) for item in transact_items for op in item.values()]
+            try:
+                original(self, transact_items)
+            except Exception:
+                for restore in reversed(backups):
+                    if restore is not None:
+                        restore()
+                raise
+
+    transact_write_items._hardened = True  # type: ignore[attr-defined]
+    return transact_write_items
+
+
+def _backup(backend: DynamoDBBackend, op: dict[str, Any]) -> Any:
+    """A function that puts back the item `op` names as it is now (None: nothing to put back)."""
+    try:
+        table = backend.get_table(op["TableName"])
+        attrs = op.get("Key") or op["Item"]
+        key = {name: attrs[name] for name in (table.hash_key_attr, table.range_key_attr) if name}
+        hash_key, range_key = backend.get_keys_value(table, key)
+    except Exception:  # moto reports what is wrong with the operation itself
+        return None
+    before = copy.deepcopy(table.get_item(hash_key, range_key))
+
+    def restore() -> None:
+        if before is None:
+            table.delete_item(hash_key, range_key)
+        elif range_key is not None:
+            table.items[hash_key][range_key] = before
+        else:
+            table.items[hash_key] = before
+
+    return restore
