@@ -10,19 +10,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
 import statistics
-import subprocess
-import sys
 import time
 from datetime import datetime
 
 import httpx
 import websockets
 
-from devserver.resources import free_port
-from devserver.template import ROOT
+from benchmarks.live import dev_server
 
 
 def _arrival_delays_ms(base: str, subscribers: int, steps: int) -> list[float]:
@@ -64,29 +59,11 @@ def main(argv: list[str] | None = None) -> dict[int, tuple[float, float, int]]:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--subscribers", type=int, nargs="+", default=[1, 50])
     args = parser.parse_args(argv)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OPENAI_"))}
-    env.update(RATE_LIMIT_PER_MINUTE="0", POWERTOOLS_LOG_LEVEL="WARNING")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "devserver", "--port", str(port)], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}/ap/v1/agent"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/tasks", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+    with dev_server() as base:
         rows = {}
         for n in args.subscribers:
             delays = sorted(_arrival_delays_ms(base, n, args.steps))
             rows[n] = (statistics.median(delays), delays[int(0.95 * (len(delays) - 1))], len(delays))
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=10)
     print(
         f"From a status change to its arrival at a subscriber (dev server, {args.steps} steps of the offline model):\n"
     )

@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse
 
 from agent_core import API_PREFIX, artifacts
 from agent_core.api import Lang, create_app, lambda_handler, page_query
+from agent_core.conditional import Conditional
 from agent_core.config import get_settings
 from agent_core.errors import InvalidRequest, UploadTooLarge
 from agent_core.models import (
@@ -65,8 +66,10 @@ def complete_upload(task_id: TaskId, artifact_id: ArtifactId) -> Artifact:
 
 
 @router.get("/tasks/{task_id}/artifacts")
-def list_artifacts(task_id: TaskId, page: ArtifactPage) -> ArtifactList:
-    return artifacts.list_artifacts(task_id=str(task_id), page=page)
+def list_artifacts(task_id: TaskId, page: ArtifactPage, cache: Conditional) -> ArtifactList:
+    found = artifacts.list_artifacts(task_id=str(task_id), page=page)
+    cache.check(found.pagination.total, [(a.artifact_id, a.file_size) for a in found.artifacts])
+    return found
 
 
 @router.get("/tasks/{task_id}/artifacts/{artifact_id}", response_model=None)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Depends
 
 from agent_core import API_PREFIX, steps
 from agent_core.api import IdempotencyKey, create_app, lambda_handler, page_query
+from agent_core.conditional import Conditional
 from agent_core.models import Step, StepId, StepList, StepRequestBody, TaskId
 from agent_core.paging import PageRequest
 
@@ -26,13 +27,15 @@ def execute_step(
 
 
 @router.get("/tasks/{task_id}/steps")
-def list_steps(task_id: TaskId, page: StepPage) -> StepList:
-    return steps.list_steps(str(task_id), page=page)
+def list_steps(task_id: TaskId, page: StepPage, cache: Conditional) -> StepList:
+    return steps.list_steps(str(task_id), page=page, revalidate=cache.check)
 
 
 @router.get("/tasks/{task_id}/steps/{step_id}")
-def get_step(task_id: TaskId, step_id: StepId) -> Step:
-    return steps.get_step(str(task_id), str(step_id))
+def get_step(task_id: TaskId, step_id: StepId, cache: Conditional) -> Step:
+    step = steps.get_step(str(task_id), str(step_id))
+    cache.check(steps.version(step))
+    return step
 
 
 app = create_app(router, title="steps")

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 
 from agent_core import API_PREFIX, tasks
 from agent_core.api import IdempotencyKey, Lang, TaskPage, create_app, lambda_handler
+from agent_core.conditional import Conditional
 from agent_core.models import Deleted, Task, TaskId, TaskList, TaskRequestBody, TaskStatus
 from agent_core.openapi import docs_router
 
@@ -25,13 +26,19 @@ def list_tasks(
     page: TaskPage,
     status: Annotated[TaskStatus | None, Query(description="Only tasks in this status")] = None,
     created_after: Annotated[datetime | None, Query(description="Only tasks created after this ISO 8601 time")] = None,
+    *,
+    cache: Conditional,
 ) -> TaskList:
-    return tasks.list_tasks(page=page, status=status, created_after=created_after)
+    found = tasks.list_tasks(page=page, status=status, created_after=created_after)
+    cache.check(found.pagination.total, [tasks.version(task) for task in found.tasks])
+    return found
 
 
 @router.get("/tasks/{task_id}")
-def get_task(task_id: TaskId) -> Task:
-    return tasks.get_task(str(task_id))
+def get_task(task_id: TaskId, cache: Conditional) -> Task:
+    task = tasks.get_task(str(task_id))
+    cache.check(tasks.version(task))
+    return task
 
 
 @router.delete("/tasks/{task_id}")

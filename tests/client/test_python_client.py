@@ -73,6 +73,21 @@ def test_runs_and_live_status(client: AutoGPTClient) -> None:
         client.cancel_task(task.task_id)  # no run in progress
 
 
+def test_reads_asked_again_are_revalidated(client: AutoGPTClient) -> None:
+    statuses: list[int] = []
+    client.http.event_hooks["response"].append(lambda response: statuses.append(response.status_code))
+    task = client.create_task(input="poll me")
+
+    first, again = client.get_task(task.task_id), client.get_task(task.task_id)
+    client.execute_step(task_id=task.task_id, input="go")
+    changed = client.get_task(task.task_id)
+    steps = [client.list_steps(task.task_id) for _ in range(2)]
+
+    assert statuses == [200, 200, 304, 200, 200, 200, 304]
+    assert again == first and changed.status == "running" != first.status
+    assert steps[0] == steps[1] and len(steps[1].steps) == 1
+
+
 def test_the_async_client_does_the_same(live_server: str) -> None:
     async def scenario() -> tuple[Any, list[str], Any]:
         async with AsyncAutoGPTClient(base_url=live_server) as client:

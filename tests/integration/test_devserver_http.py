@@ -207,6 +207,26 @@ def test_browser_preflight_and_answers_carry_cors_headers(http: httpx.Client) ->
     assert (created.status_code, unknown_route.status_code, too_large.status_code) == (200, 404, 413)
 
 
+def test_conditional_gets_over_http(http: httpx.Client) -> None:
+    origin = {"Origin": "https://app.example"}
+    task_id = http.post("/tasks", json={"input": "poll me"}).json()["task_id"]
+    first = http.get(f"/tasks/{task_id}", headers=origin)
+    etag = first.headers["etag"]
+    preflight = http.options(
+        f"/tasks/{task_id}",
+        headers={**origin, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "if-none-match"},
+    )
+
+    unchanged = http.get(f"/tasks/{task_id}", headers={**origin, "If-None-Match": etag})
+    http.post(f"/tasks/{task_id}/steps", json={"input": "go"})
+    changed = http.get(f"/tasks/{task_id}", headers={"If-None-Match": etag})
+
+    assert "ETag" in first.headers["access-control-expose-headers"]  # a page can read it
+    assert "If-None-Match" in preflight.headers["access-control-allow-headers"]  # and send it back
+    assert unchanged.status_code == 304 and unchanged.content == b"" and unchanged.headers["etag"] == etag
+    assert changed.status_code == 200 and changed.headers["etag"] != etag and changed.json()["status"] == "running"
+
+
 def test_a_taken_port_is_said_before_anything_starts() -> None:
     import subprocess
     import sys

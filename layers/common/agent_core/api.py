@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import VERSION
+from .conditional import NoStoreByDefault, NotModified, not_modified
 from .config import get_settings
 from .errors import AgentError, InternalError, InvalidRequest, MethodNotAllowed, PayloadTooLarge, RouteNotFound
 from .idempotency import remember_invocation
@@ -74,7 +75,28 @@ async def _agent_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AgentError)
     if "field" in exc.details and "in" not in exc.details:  # where the field came from, as validation errors say
         exc.details["in"] = _part_of(request, exc.details["field"])
+    if exc.status >= 500:
+        exc.details.setdefault("request_id", request_id(request.scope))
+        log_server_error(request.scope, exc.status, exc.code, cause=str(exc.details.get("reason") or exc), error=exc)
     return error_response(exc, _lang(request))
+
+
+def log_server_error(scope: Scope, status: int, code: str, *, cause: str, error: BaseException) -> None:
+    """The one record of a 5xx: what the caller was told (its request id, code) and where and why it happened."""
+    route = scope.get("route")
+    method = scope.get("method", "")
+    logger.error(
+        "server error",
+        exc_info=error,
+        extra={
+            "request_id": request_id(scope),
+            "route": f"{method} {getattr(route, 'path', None) or scope.get('path', '')}",
+            "task_id": (scope.get("path_params") or {}).get("task_id"),
+            "status": status,
+            "error_code": code,
+            "cause": cause,
+        },
+    )
 
 
 def _part_of(request: Request, field: str) -> str:
@@ -180,11 +202,11 @@ class CatchAll:
 
         try:
             await self.app(scope, receive, tracking_send)
-        except Exception:
+        except Exception as exc:
             if started:  # too late for another answer
                 raise
             rid = request_id(scope)
-            logger.exception("unhandled error", extra={"request_id": rid, "path": scope.get("path")})
+            log_server_error(scope, 500, InternalError.code, cause=f"{type(exc).__name__}: {exc}", error=exc)
             headers = {k.decode().lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
             lang = language(headers.get("accept-language"))
             await error_response(InternalError(request_id=rid), lang)(scope, receive, send)
@@ -274,17 +296,19 @@ def create_app(
     app.add_exception_handler(AgentError, _agent_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(NotModified, not_modified)
     app.add_middleware(FormEncodedJson)  # inside the body limit: it reads what the limit let through
     app.add_middleware(BodyLimit, limits=body_limit, too_large=too_large)
     app.add_middleware(CatchAll)
+    app.add_middleware(NoStoreByDefault)  # outside CatchAll: its 500 is labelled too
     app.add_middleware(HeadAsGet)
     # Outermost, so refusals (413) carry the CORS headers too and a browser can read them.
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(get_settings().cors_allow_origins),
         allow_methods=["GET", "POST", "DELETE"],
-        allow_headers=["Content-Type", "Accept-Language", "Idempotency-Key", "X-Api-Key"],
-        expose_headers=["Content-Disposition", "Location", "Retry-After"],
+        allow_headers=["Content-Type", "Accept-Language", "Idempotency-Key", "X-Api-Key", "If-None-Match"],
+        expose_headers=["Content-Disposition", "Location", "Retry-After", "ETag"],
         max_age=600,
     )
     return app
@@ -300,6 +324,9 @@ def lambda_handler(app: FastAPI) -> Callable[[dict[str, Any], Any], dict[str, An
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         remember_invocation(context)
+        # The id a 5xx's details.request_id gives the caller, on every record the request logs (thread-safe: the
+        # dev server runs many requests in one process).
+        logger.thread_safe_append_keys(request_id=getattr(context, "aws_request_id", None))
         return adapter(event, context)
 
     return handler

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -189,6 +190,11 @@ def _execute(task_id: str, input: str | None, additional_input: dict[str, Any], 
         new_status = "completed" if step.is_last else "running"
     except OpenAIAPIError as exc:  # stored with the error; the task stays usable for the next step
         failure = exc
+        logger.error(
+            "model error",
+            extra={"task_id": task_id, "step_id": step.step_id, "model": model, "error_code": exc.code,
+                   "cause": str(exc.details.get("reason") or exc), "component": "model"},
+        )  # fmt: skip
         _record_failure(
             step,
             name="model_error",
@@ -290,10 +296,18 @@ def get_step(task_id: str, step_id: str) -> Step:
     return _public(step)
 
 
-def list_steps(task_id: str, *, page: PageRequest) -> StepList:
+def version(step: Step) -> tuple[Any, ...]:
+    """What changes whenever the step's answer does: a step is written when it starts and when it ends."""
+    return step.step_id, step.status, step.name, step.is_last, len(step.output or "")
+
+
+def list_steps(task_id: str, *, page: PageRequest, revalidate: Callable[..., None] = lambda *version: None) -> StepList:
+    """`revalidate` sees the list's version (from the task item, which every step write changes) before any step
+    is read, and may stop there (a caller's copy that is still current)."""
     state = get_table().get_task_state(task_id)
     if state is None:
         raise TaskNotFound(task_id=task_id)
+    revalidate(state.task.modified_at, state.task.status, state.step_count, state.lease_id)
     total = state.step_count
     first, last = page.start + 1, min(page.end, total)
     steps = get_table().steps_between(task_id, first, last) if first <= last else []

@@ -79,6 +79,12 @@ def get_task(task_id: str) -> Task:
     return _public(load_task(task_id))
 
 
+def version(task: Task) -> tuple[str, ...]:
+    """What changes whenever the task's answer does (every write to a task sets modified_at; the rest guards against
+    two writes in one millisecond)."""
+    return task.task_id, task.modified_at, task.status, *(a.artifact_id for a in task.artifacts)
+
+
 def list_tasks(*, page: PageRequest, status: str | None = None, created_after: datetime | None = None) -> TaskList:
     table = get_table()
     try:

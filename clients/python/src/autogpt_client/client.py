@@ -1,11 +1,13 @@
 """`AutoGPTClient` (blocking) and `AsyncAutoGPTClient` (asyncio): the same operations (operations.py), the same
 errors (errors.py), the same retries. A request is retried, with backoff and jitter, when the server refused it
 before doing anything (429 RATE_LIMITED, honouring Retry-After) and, for calls that are safe to repeat (reads,
-deletes, and the POSTs the client sends with an Idempotency-Key), after 502/503/504 or a connection failure."""
+deletes, and the POSTs the client sends with an Idempotency-Key), after 502/503/504 or a connection failure. A GET
+asked again sends the ETag of its last answer: the server answers 304 without a body when nothing changed."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import os
@@ -23,6 +25,7 @@ from .operations import API_PREFIX, Call, Op, Progress
 
 DEFAULT_BASE_URL = "http://localhost:8000"
 _RETRY_STATUSES = {502, 503, 504}
+_VALIDATED_KEPT = 256  # answers kept for revalidation
 
 
 def _retry_delay(attempt: int, response: httpx.Response | None) -> float | None:
@@ -114,6 +117,8 @@ class _Base:
         self.max_retries = max_retries
         self.websocket_url = websocket_url
         self.headers = {"x-api-key": api_key} if api_key else {}
+        # The last answer to each GET that carried an ETag: asked again with If-None-Match, a 304 reuses it.
+        self._validated: collections.OrderedDict[tuple[str, str], httpx.Response] = collections.OrderedDict()
         self._connect(timeout)
 
     def _connect(self, timeout: float) -> None:
@@ -124,11 +129,32 @@ class _Base:
 
     def _request(self, call: Call) -> dict[str, Any]:
         request: dict[str, Any] = {"headers": {**self.headers, **call.headers}, "params": call.params}
+        if (cached := self._validated.get(self._validator_key(call))) is not None:
+            request["headers"]["If-None-Match"] = cached.headers["etag"]
         if call.json is not None:
             request["json"] = call.json
         if call.data is not None:
             request["data"] = call.data
         return request
+
+    def _validator_key(self, call: Call) -> tuple[str, str]:
+        cacheable = call.method == "GET" and not call.save_to
+        return (self._url(call), json.dumps(call.params, sort_keys=True, default=str)) if cacheable else ("", "")
+
+    def _revalidated(self, call: Call, response: httpx.Response) -> httpx.Response:
+        """The answer to use: the kept one for a 304; a new answer with an ETag is kept (the latest 256)."""
+        key = self._validator_key(call)
+        if not key[0]:
+            return response
+        if response.status_code == 304 and key in self._validated:
+            self._validated.move_to_end(key)
+            return self._validated[key]
+        if response.status_code == 200 and "etag" in response.headers:
+            self._validated[key] = response
+            self._validated.move_to_end(key)
+            while len(self._validated) > _VALIDATED_KEPT:
+                self._validated.popitem(last=False)
+        return response
 
     def _channel_url(self, task_id: str | None, *, logs: bool, level: str | None = None) -> str:
         """A WebSocket channel: the spec's paths on the dev server, the stage URL with a query string on AWS."""
@@ -238,7 +264,7 @@ class AutoGPTClient(_Base):
             except httpx.TransportError as exc:
                 settled = _settle(call, attempt, self.max_retries, exc)
             if isinstance(settled, httpx.Response):
-                return settled
+                return self._revalidated(call, settled)
             time.sleep(settled)
         raise AssertionError("unreachable: the last attempt settles")
 
@@ -342,7 +368,7 @@ class AsyncAutoGPTClient(_Base):
             except httpx.TransportError as exc:
                 settled = _settle(call, attempt, self.max_retries, exc)
             if isinstance(settled, httpx.Response):
-                return settled
+                return self._revalidated(call, settled)
             await asyncio.sleep(settled)
         raise AssertionError("unreachable: the last attempt settles")
 
