@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from agent_core import API_PREFIX, tasks
-from agent_core.api import IdempotencyKey, Lang, TaskPage, create_app, lambda_handler
+from agent_core.api import IdempotencyKey, IsoDateTime, Lang, TaskPage, create_app, lambda_handler
 from agent_core.conditional import Conditional
 from agent_core.models import Deleted, Task, TaskId, TaskList, TaskRequestBody, TaskStatus
 from agent_core.openapi import docs_router
@@ -25,7 +24,9 @@ def create_task(body: TaskRequestBody, idempotency_key: IdempotencyKey = None) -
 def list_tasks(
     page: TaskPage,
     status: Annotated[TaskStatus | None, Query(description="Only tasks in this status")] = None,
-    created_after: Annotated[datetime | None, Query(description="Only tasks created after this ISO 8601 time")] = None,
+    created_after: Annotated[
+        IsoDateTime | None, Query(description="Only tasks created after this ISO 8601 time")
+    ] = None,
     *,
     cache: Conditional,
 ) -> TaskList:

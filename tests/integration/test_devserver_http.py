@@ -82,7 +82,9 @@ def test_list_tasks_over_http_page_past_the_end_is_empty(http: httpx.Client) -> 
     assert body["pagination"]["total"] >= 1 and body["pagination"]["page"] == 10_000
 
 
-@pytest.mark.parametrize("query", ["size=0", "size=101", "page=0", "page=abc", "status=bogus", "created_after=soon"])
+@pytest.mark.parametrize(
+    "query", ["size=0", "size=101", "page=0", "page=abc", "status=bogus", "created_after=soon", "created_after=0.5"]
+)
 def test_list_tasks_over_http_bad_query_is_400(http: httpx.Client, query: str) -> None:
     _error(http.get(f"/tasks?{query}"), 400, "INVALID_REQUEST")
 

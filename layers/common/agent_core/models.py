@@ -7,7 +7,7 @@ import math
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from .config import get_settings
 
@@ -29,7 +29,10 @@ class _Request(BaseModel):
 class _InputBody(_Request):
     """`input` within the configured length, `additional_input` an object (null taken as empty)."""
 
-    additional_input: dict[str, Any] = Field(default_factory=dict)
+    additional_input: Annotated[
+        dict[str, Any],
+        WithJsonSchema({"anyOf": [{"type": "object", "additionalProperties": True}, {"type": "null"}]}),
+    ] = Field(default_factory=dict, description="Anything else the agent should know; null is taken as {}")
 
     @field_validator("input", check_fields=False)
     @classmethod

@@ -20,7 +20,7 @@ _ERROR_CODES = {
     400: ("INVALID_REQUEST", "a parameter or the body failed validation"),
     404: ("TASK_NOT_FOUND", "no such task, step, file or endpoint (INVALID_REQUEST for an endpoint)"),
     405: ("INVALID_REQUEST", "the endpoint has no such method (see Allow)"),
-    409: ("TASK_ALREADY_RUNNING", "a step of the task is running"),
+    409: ("TASK_ALREADY_RUNNING", "a step or a run holds the task, or a request with this Idempotency-Key is at work"),
     413: ("PAYLOAD_TOO_LARGE", "the body is over the endpoint's limit"),
     429: ("RATE_LIMITED", "too many requests (RATE_LIMITED, with Retry-After) or INSUFFICIENT_RESOURCES"),
     500: ("INTERNAL_ERROR", "anything unexpected (details.request_id)"),
@@ -72,20 +72,36 @@ def build(apps: list[FastAPI]) -> dict[str, Any]:
     return merged
 
 
+# GETs answered with an ETag, and 304 to an If-None-Match that names it (agent_core.conditional).
+_REVALIDATED = {
+    API_PREFIX + path
+    for path in ("/tasks", "/tasks/{task_id}", "/tasks/{task_id}/steps", "/tasks/{task_id}/steps/{step_id}",
+                 "/tasks/{task_id}/artifacts")
+}  # fmt: skip
+
+
 def _with_errors(path: str, method: str, operation: dict[str, Any]) -> dict[str, Any]:
     responses = {k: v for k, v in operation.get("responses", {}).items() if k != "422"}
     statuses = [400, 404, 405, 429, 500]
+    if method in ("post", "delete"):
+        statuses.append(409)  # the task is held by a step or a run, or the same Idempotency-Key is still at work
     if method == "post":
         statuses.append(413)
     if method == "post" and path.endswith("/steps"):
-        statuses += [409, 502]
+        statuses.append(502)
     for status in sorted(statuses):
         code, when = _ERROR_CODES[status]
         responses[str(status)] = {
             "description": f"{code}: {when}",
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
         }
-    return {**operation, "responses": responses}
+    if method == "get" and path in _REVALIDATED:
+        responses["200"].setdefault("headers", {})["ETag"] = {
+            "description": "The answer's version: send it back in If-None-Match to be answered 304 while it holds",
+            "schema": {"type": "string"},
+        }
+        responses["304"] = {"description": "Not modified: the copy named by If-None-Match is current (no body)"}
+    return {**operation, "responses": dict(sorted(responses.items()))}
 
 
 @cache
