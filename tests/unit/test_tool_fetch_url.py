@@ -200,13 +200,12 @@ def test_fetch_url_reads_a_page_as_text(server: _Server) -> None:
 )
 def test_fetch_url_refuses_addresses_that_are_not_public(server: _Server, url: str, reason: str) -> None:
     # The default policy, although the local server would answer
-    result, elapsed = fetch(url.format(port=port_of(server)))
+    result, _ = fetch(url.format(port=port_of(server)))
 
     assert result.error
     assert "refused" in result.output
     assert reason in result.output
     assert server.hits == []  # refused before any connection
-    assert elapsed < 1
 
 
 @pytest.mark.parametrize(
@@ -272,11 +271,10 @@ def test_fetch_url_connects_to_the_address_it_vetted(server: _Server, fake_dns: 
 
 
 def test_fetch_url_reads_at_most_max_bytes(server: _Server) -> None:
-    result, elapsed = fetch(f"http://127.0.0.1:{port_of(server)}/big", LOOPBACK_ALLOWED)
+    result, _ = fetch(f"http://127.0.0.1:{port_of(server)}/big", LOOPBACK_ALLOWED)
 
     assert not result.error
     assert "Size: 100000 bytes (the body is longer: only the first 100000 bytes were read)" in result.output
-    assert elapsed < 2
 
 
 def test_fetch_url_gives_up_at_the_time_limit(server: _Server) -> None:
@@ -286,7 +284,7 @@ def test_fetch_url_gives_up_at_the_time_limit(server: _Server) -> None:
 
     assert result.error
     assert "no full answer within 0.5 s" in result.output
-    assert elapsed < 1.5
+    assert elapsed < 4  # it did not wait for the answer, which comes after 5 s
 
 
 def test_fetch_url_time_limit_covers_a_trickling_body(server: _Server) -> None:
@@ -297,7 +295,7 @@ def test_fetch_url_time_limit_covers_a_trickling_body(server: _Server) -> None:
 
     assert result.error
     assert "no full answer within 0.5 s" in result.output
-    assert elapsed < 1.5
+    assert elapsed < 20  # it did not read the whole body, which takes 100 s
 
 
 def test_fetch_url_does_not_show_binary_content(server: _Server) -> None:
