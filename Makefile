@@ -59,8 +59,11 @@ sam-build: $(TOOLS)/.installed
 unit: $(VENV)/.installed sandbox-tools browser-tools
 	$(VENV)/bin/pytest -q
 
-## bench: print the benchmarks' figures (not a test)
+## bench: print the benchmarks' figures (not a test): tables only, no metric or log lines of the code they run
+bench: export POWERTOOLS_METRICS_DISABLED := true
+bench: export POWERTOOLS_LOG_LEVEL := WARNING
 bench: $(VENV)/.installed
+	$(PY) -m benchmarks.http
 	$(PY) -m benchmarks.cold_start
 	$(PY) -m benchmarks.ddb_calls
 	$(PY) -m benchmarks.artifacts
@@ -68,6 +71,7 @@ bench: $(VENV)/.installed
 	$(PY) -m benchmarks.sandbox
 	$(PY) -m benchmarks.runs
 	$(PY) -m benchmarks.push
+	PYTHONPATH=clients/python/src $(PY) -m benchmarks.conditional
 
 ## openapi: rewrite layers/common/agent_core/openapi.json from the functions' routes (a test says when it is stale)
 openapi: $(VENV)/.installed

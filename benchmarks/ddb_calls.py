@@ -3,7 +3,11 @@ API-Gateway-shaped event) on an in-process moto, and every call the handler make
 events on the adapter's own client. Also prints the median latency of a request and of one DynamoDB call (on
 moto: the figures compare endpoints with each other, they do not predict AWS latency).
 
-Usage: python -m benchmarks.ddb_calls [--tasks 150] [--repeat 20]
+The stored tasks are written with the storage adapter's own create_task (the transaction a POST makes, without the
+HTTP layer, so 10,000 take a minute, not hours), created at a steady `--per-minute` rate ending now, a quarter of
+them running. The list is read at its first, middle and last page, with and without the status filter.
+
+Usage: python -m benchmarks.ddb_calls [--tasks 150] [--per-minute 10] [--repeat 20]
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import os
 import statistics
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +35,7 @@ class Recorder:
     calls: list[str] = field(default_factory=list)
     durations: list[float] = field(default_factory=list)
     items: int = 0
+    index_items: int = 0  # of them, read by Queries (the tasks; the rest are counters)
     _started: float = 0.0
 
     def before(self, model: Any, **_: Any) -> None:
@@ -39,10 +45,12 @@ class Recorder:
     def after(self, parsed: dict[str, Any] | None = None, **_: Any) -> None:
         self.durations.append((time.perf_counter() - self._started) * 1000)
         parsed = parsed or {}
-        self.items += int(parsed.get("ScannedCount", 1 if "Item" in parsed else 0))
+        batch = sum(len(items) for items in (parsed.get("Responses") or {}).values())
+        self.items += int(parsed.get("ScannedCount", 1 if "Item" in parsed else batch))
+        self.index_items += int(parsed.get("ScannedCount", 0))
 
     def reset(self) -> None:
-        self.calls, self.durations, self.items = [], [], 0
+        self.calls, self.durations, self.items, self.index_items = [], [], 0, 0
 
 
 @dataclass
@@ -50,6 +58,7 @@ class Row:
     endpoint: str
     calls: list[list[str]] = field(default_factory=list)
     items: list[int] = field(default_factory=list)
+    index_items: list[int] = field(default_factory=list)
     latency_ms: list[float] = field(default_factory=list)
     call_ms: list[float] = field(default_factory=list)
 
@@ -59,8 +68,9 @@ class Row:
         ops = _summarise(max(self.calls, key=len))
         per_call = f"{statistics.median(self.call_ms):.2f}" if self.call_ms else "-"
         items = f"{statistics.median(self.items):.0f}"
+        index = f"{statistics.median(self.index_items):.0f}"
         latency = statistics.median(self.latency_ms)
-        return f"{self.endpoint:<40} {count:>5}  {ops:<38} {items:>6} {latency:>10.2f} {per_call:>8}"
+        return f"{self.endpoint:<44} {count:>5}  {ops:<38} {items:>6} {index:>6} {latency:>10.2f} {per_call:>8}"
 
 
 def _summarise(ops: list[str]) -> str:
@@ -117,7 +127,7 @@ def _environment(template: Template) -> None:
         os.environ.setdefault(key, value)
 
 
-def run(tasks: int, repeat: int) -> list[Row]:
+def run(tasks: int, repeat: int, per_minute: int = 10) -> list[Row]:
     from moto import mock_aws
 
     template = Template()
@@ -125,27 +135,25 @@ def run(tasks: int, repeat: int) -> list[Row]:
     from agent_core import aws
     from agent_core.config import get_settings
     from agent_core.storage import table as table_module
-    from agent_core.timeutil import now_iso
+    from devserver.moto_patches import patch_moto
     from devserver.resources import create_resources
 
     aws.reset()
     get_settings.cache_clear()
     table_module.get_table.cache_clear()
+    patch_moto()  # transactions cost what they touch, as on DynamoDB (moto copies the whole table otherwise)
     with mock_aws():
         create_resources(template)
         call = Invoker(template)
         recorder = Recorder()
         client = aws.client("dynamodb")
-        client.meta.events.register("before-call.dynamodb.*", recorder.before)
-        client.meta.events.register("after-call.dynamodb.*", recorder.after)
 
         # Given `tasks` tasks, a quarter of them running
-        seeded = [call("POST", "/tasks", body=b'{"input": "seed"}') for _ in range(tasks)]
-        table = table_module.get_table()
-        for task in seeded[::4]:
-            table.set_task_status(task["task_id"], old="created", new="running", modified_at=now_iso())
-        pivot = seeded[len(seeded) // 2]["created_at"]
-        middle, deep = max(1, tasks // 20), max(1, tasks // 10)  # the worst page, and one near the oldest end
+        seeded = _seed(table_module.get_table(), tasks, per_minute)
+        client.meta.events.register("before-call.dynamodb.*", recorder.before)
+        client.meta.events.register("after-call.dynamodb.*", recorder.after)
+        pivot = seeded[len(seeded) // 2].created_at
+        last, running = max(1, -(-tasks // 10)), -(-len(seeded[::4]) // 10)
         created: list[dict[str, Any]] = []
 
         def create() -> None:
@@ -153,11 +161,11 @@ def run(tasks: int, repeat: int) -> list[Row]:
 
         cases: list[tuple[str, Callable[[int], Any]]] = [
             ("POST /tasks", lambda i: create()),
-            ("GET /tasks/{id}", lambda i: call("GET", f"/tasks/{seeded[i % tasks]['task_id']}")),
+            ("GET /tasks/{id}", lambda i: call("GET", f"/tasks/{seeded[i % tasks].task_id}")),
             ("GET /tasks (page 1)", lambda i: call("GET", "/tasks")),
-            (f"GET /tasks?page={middle}&size=10 (middle)", lambda i: call("GET", "/tasks", query={"page": middle})),
-            (f"GET /tasks?page={deep}&size=10 (deep)", lambda i: call("GET", "/tasks", query={"page": deep})),
+            *_pages("", max(1, last // 2), last, call),
             ("GET /tasks?status=running", lambda i: call("GET", "/tasks", query={"status": "running"})),
+            *_pages("status=running&", max(1, running // 2), running, call),
             ("GET /tasks?created_after=<median task>", lambda i: call("GET", "/tasks", query={"created_after": pivot})),
             ("DELETE /tasks/{id}", lambda i: call("DELETE", f"/tasks/{created[i]['task_id']}")),
         ]
@@ -171,6 +179,7 @@ def run(tasks: int, repeat: int) -> list[Row]:
                 row.latency_ms.append((time.perf_counter() - started) * 1000)
                 row.calls.append(recorder.calls)
                 row.items.append(recorder.items)
+                row.index_items.append(recorder.index_items)
                 row.call_ms.extend(recorder.durations)
             rows.append(row)
         if "Scan" in {op for row in rows for ops in row.calls for op in ops}:
@@ -178,14 +187,47 @@ def run(tasks: int, repeat: int) -> list[Row]:
     return rows
 
 
-def report(rows: list[Row], tasks: int, repeat: int) -> str:
-    header = f"{'endpoint':<40} {'calls':>5}  {'operations':<38} {'items':>6} {'request ms':>10} {'ms/call':>8}"
+def _seed(table: Any, tasks: int, per_minute: int) -> list[Any]:
+    """`tasks` tasks created `per_minute` a minute up to now, every fourth running, through the adapter."""
+    from datetime import UTC, datetime, timedelta
+
+    from agent_core.storage.records import TaskRecord
+    from agent_core.timeutil import to_iso
+
+    now, step = datetime.now(UTC), timedelta(minutes=1) / per_minute
+    seeded = []
+    for i in range(tasks):
+        created = to_iso(now - step * (tasks - i))
+        status = "running" if i % 4 == 0 else "created"
+        record = TaskRecord(str(uuid.uuid4()), "seed", {}, status, created, created)
+        table.create_task(record)
+        seeded.append(record)
+    return seeded
+
+
+def _pages(query: str, middle: int, last: int, call: Callable[..., Any]) -> list[tuple[str, Callable[[int], Any]]]:
+    """The middle and last pages (size 10) of a list."""
+    params = dict(p.split("=") for p in query.strip("&").split("&") if p)
+    return [
+        (
+            f"GET /tasks?{query}page={page} ({name})",
+            lambda i, page=page: call("GET", "/tasks", query=params | {"page": page}),
+        )
+        for name, page in (("middle", middle), ("last", last))
+    ]
+
+
+def report(rows: list[Row], tasks: int, repeat: int, per_minute: int) -> str:
+    columns = f"{'calls':>5}  {'operations':<38} {'items':>6} {'query':>6} {'request ms':>10} {'ms/call':>8}"
+    header = f"{'endpoint':<44} {columns}"
     lines = [
-        f"DynamoDB calls per request: Task API handlers on moto, {tasks} tasks stored, {repeat} requests each",
+        f"DynamoDB calls per request: Task API handlers on moto, {tasks} tasks stored ({per_minute} a minute), "
+        f"{repeat} requests each",
         header,
         "-" * len(header),
         *(row.line() for row in rows),
-        "calls: DynamoDB API calls of one request; items: items read (median; GetItem hits + Query ScannedCount);",
+        "calls: DynamoDB API calls of one request; items: items read (median; GetItem and BatchGetItem hits + Query",
+        "ScannedCount); query: of those, read by Queries (tasks and other records, not counters);",
         "request ms: median through the handler (Mangum + FastAPI + moto); ms/call: median of one DynamoDB call on",
         "moto. No request path used Scan.",
     ]
@@ -195,9 +237,10 @@ def report(rows: list[Row], tasks: int, repeat: int) -> str:
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ddb_calls", description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=150, help="tasks stored before measuring (default 150)")
+    parser.add_argument("--per-minute", type=int, default=10, help="tasks created a minute (default 10)")
     parser.add_argument("--repeat", type=int, default=20, help="requests per endpoint (default 20)")
     args = parser.parse_args(argv)
-    table = report(run(args.tasks, args.repeat), args.tasks, args.repeat)
+    table = report(run(args.tasks, args.repeat, args.per_minute), args.tasks, args.repeat, args.per_minute)
     print(table)
     return table
 

@@ -20,11 +20,11 @@ from typing import Any
 from benchmarks.local_model import send_completion, serve
 from devserver.template import Template
 
-# us-east-1 list prices (USD), x86: Step Functions Standard per transition, Lambda per GB-second and per request,
-# DynamoDB on-demand per write and read request unit, S3 Standard per PUT and per GET.
+# us-east-1 list prices (USD): Step Functions Standard per transition, Lambda per request, DynamoDB on-demand per
+# write and read request unit, S3 Standard per PUT and per GET; Lambda per GB-second by the template's architecture.
+GB_SECOND = {"x86_64": 0.0000166667, "arm64": 0.0000133334}
 PRICES = {
     "transition": 0.025 / 1000,
-    "gb_second": 0.0000166667,
     "invocation": 0.20 / 1_000_000,
     "wru": 0.625 / 1_000_000,
     "rru": 0.125 / 1_000_000,
@@ -156,14 +156,16 @@ def measure(template: Template, steps: int) -> dict[str, float]:
 
 
 def report(f: dict[str, Any], steps: int, model_s: float, template: Template) -> None:
-    runner_mb = int(template.of_type("AWS::Serverless::Function")["RunnerFunction"]["MemorySize"])
+    runner = template.of_type("AWS::Serverless::Function")["RunnerFunction"]
+    runner_mb = int(runner["MemorySize"])
+    arch = (runner.get("Architectures") or template.global_function("Architectures") or ["x86_64"])[0]
     per = {
         k: float(v) / steps for k, v in f.items() if k not in ("calls", "status_ok", "first_step_ms", "warm_step_ms")
     }
     lambda_s = model_s + f["warm_step_ms"] / 1000  # a warm runner: the cold start is once per container
     cost = {
         "state transitions": per["transitions"] * PRICES["transition"],
-        f"Lambda ({runner_mb} MB x {lambda_s:.2f} s)": runner_mb / 1024 * lambda_s * PRICES["gb_second"]
+        f"Lambda ({runner_mb} MB {arch} x {lambda_s:.2f} s)": runner_mb / 1024 * lambda_s * GB_SECOND[arch]
         + per["invocations"] * PRICES["invocation"],
         "DynamoDB": per["wru"] * PRICES["wru"] + per["rru"] * PRICES["rru"],
         "S3": per["s3_puts"] * PRICES["s3_put"] + per["s3_gets"] * PRICES["s3_get"],

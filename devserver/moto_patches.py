@@ -1,7 +1,8 @@
 """What moto's in-memory backends need to serve the dev server and the tests as AWS would, under concurrency.
 
 - Each write (and each transaction) is atomic: moto does not guard against two threads checking a condition at
-  once, so one lock goes around its writes (the step lease and the counters rely on conditional writes).
+  once, so one lock goes around its writes (the step lease and the counters rely on conditional writes), and
+  around its reads, which iterate what a concurrent write changes.
 - A transaction costs what it touches: moto backs up every table a transaction names with a deep copy, once per
   operation, so a transaction's cost grew with the table (seconds, after a day of dev-server use). The backup here
   is of the items the transaction touches, restored when it is cancelled.
@@ -22,16 +23,24 @@ from moto.dynamodb import models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 
-_WRITES = ("put_item", "update_item", "delete_item", "batch_write_item", "execute_transaction")
+from .moto_speed import patch_serializer
+
+# Reads too: moto's Query and Scan iterate the table's dicts, which a concurrent write changes under them
+# ("dictionary changed size during iteration").
+_SERIALIZED = (
+    "put_item", "update_item", "delete_item", "batch_write_item", "execute_transaction",
+    "get_item", "query", "scan", "batch_get_item",
+)  # fmt: skip
 _write_lock = threading.RLock()
 
 
 def patch_moto() -> None:
     """Patches moto once per process."""
+    patch_serializer()  # devserver.moto_speed: items written out as they are, not walked shape by shape
     if getattr(DynamoDBBackend.transact_write_items, "_hardened", False):
         return
     BackendDict._create_account_specific_backend = _unless_exists(BackendDict._create_account_specific_backend)  # type: ignore[method-assign]
-    for name in _WRITES:
+    for name in _SERIALIZED:
         setattr(DynamoDBBackend, name, _locked(getattr(DynamoDBBackend, name)))
     # moto's own whole-table backup becomes a no-op (a Table "copies" to itself); _transact keeps item backups.
     models.copy = types.SimpleNamespace(deepcopy=_deepcopy_but_tables)  # type: ignore[attr-defined]

@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 from agent_core import artifacts, aws
 from agent_core.config import get_settings
 from agent_core.errors import ArtifactNotFound, InvalidRequest, TaskNotFound
+from agent_core.storage.counters import index_shard
 from agent_core.storage.records import TaskRecord
 from agent_core.storage.table import get_table
 from devserver.apigw import LambdaContext, ProxyResponse, parse_response
@@ -175,14 +176,16 @@ def test_list_page_reads_one_item(api, task_id, upload, ddb_calls) -> None:
     assert ddb_calls == ["GetItem"]
 
 
-def test_task_list_items_carry_artifacts_in_two_calls(api, new_task, upload, ddb_calls) -> None:
+def test_task_list_items_carry_artifacts_without_a_read_per_task(api, new_task, upload, ddb_calls) -> None:
     tasks = [new_task(f"task {i}")["task_id"] for i in range(3)]
     uploaded = {t: upload(t, "in.csv", t.encode()).json() for t in tasks}
     ddb_calls.clear()
 
     listed = api("GET", "/tasks", query={"size": 10}).json()["tasks"]
 
-    assert len(ddb_calls) <= 2, ddb_calls
+    # The counts (two batched reads), then the index (one Query per shard holding a task): it projects the summary
+    assert ddb_calls[:2] == ["BatchGetItem", "BatchGetItem"], ddb_calls
+    assert set(ddb_calls[2:]) == {"Query"} and len(ddb_calls) <= 2 + len({index_shard(t) for t in tasks})
     for task in listed:
         assert task["artifacts"] == [uploaded[task["task_id"]]]
 
@@ -470,10 +473,11 @@ def test_an_s3_failure_during_upload_leaves_no_record(api, task_id, upload) -> N
     response = upload(task_id, "a.csv", b"a,b")
 
     assert response.status == 500
+    # the operation and the request id to find it in the logs by; never the provider's message
     assert error(response) == {
         "code": "INTERNAL_ERROR",
         "message": "File storage failed",
-        "details": {"operation": "PutObject"},
+        "details": {"operation": "PutObject", "request_id": error(response)["details"]["request_id"]},
     }
     assert items(task_id, "ARTIFACT#") == []
     assert api("GET", f"/tasks/{task_id}").json()["artifacts"] == []
@@ -524,7 +528,8 @@ def test_a_batch_delete_failure_keeps_the_task_and_a_retry_finishes(api, task_id
 
     failed = api("DELETE", f"/tasks/{task_id}")
 
-    assert failed.status == 500 and error(failed)["details"] == {"operation": "DeleteObjects"}
+    assert failed.status == 500 and error(failed)["details"].keys() == {"operation", "request_id"}
+    assert error(failed)["details"]["operation"] == "DeleteObjects"
     assert api("GET", f"/tasks/{task_id}").status == 200
     assert 0 < len(objects(task_id)) < 1002
     assert api("DELETE", f"/tasks/{task_id}").status == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -26,10 +27,10 @@ def test_cold_start_measures_every_function_of_the_template() -> None:
 def test_ddb_calls_prints_a_row_per_endpoint(capsys) -> None:
     table = ddb_calls.main(["--tasks", "12", "--repeat", "2"])
     assert table in capsys.readouterr().out
-    rows = {line[:40].strip(): line[40:].split() for line in table.splitlines()[3:10]}
+    rows = {line[:44].strip(): line[44:].split() for line in table.splitlines()[3:13]}
     assert rows["POST /tasks"][:2] == ["1", "TransactWriteItems"]
-    assert rows["GET /tasks (page 1)"][:4] == ["2", "GetItem", "+", "Query"]
-    assert len(rows) == 7
+    assert rows["GET /tasks (page 1)"][1:4] == ["2x", "BatchGetItem", "+"]
+    assert len(rows) == 10
 
 
 def test_sandbox_benchmark_compares_the_isolated_run_with_the_bare_child() -> None:
@@ -60,3 +61,27 @@ def test_push_benchmark_measures_the_way_of_a_status_change() -> None:
     )  # fmt: skip
     rows = {line.split()[0]: line.split() for line in done.stdout.splitlines()[-2:]}
     assert rows["1"][3] == "4" and rows["3"][3] == "12"  # two changes a step, to every subscriber
+
+
+def test_http_benchmark_measures_both_servers_side_by_side(live_server: str) -> None:
+    # Given two servers to compare (here the dev server twice: the reference server's venv is too slow to build here)
+    from benchmarks import http
+
+    port = int(live_server.split(":")[2].split("/")[0])
+    servers = [http.Server("reference (SDK)", port), http.Server("dev server", port)]
+    for server in servers:
+        server.task_id = json.loads(server.call(server.connect(), "POST"))["task_id"]
+    # When each operation is timed on one connection and under concurrent clients
+    for op in ("GET", "POST"):
+        http.latency(servers, op, requests=4, rounds=2, warmup=1)
+        for server in servers:
+            http.load(server, op, clients=2, seconds=0.2)
+    table = http.report(*servers, requests=4, clients=2)
+    # Then every row has both servers' figures and a ratio
+    rows = table.splitlines()[3:-1]
+    assert [row[:34].strip() for row in rows] == [
+        "GET task, median ms", "GET task, p95 ms", "POST task, median ms", "POST task, p95 ms",
+        "GET task, requests/s (2 clients)", "POST task, requests/s (2 clients)",
+    ]  # fmt: skip
+    assert all(len(servers[0].samples[op]) == 4 and servers[0].throughput[op] > 0 for op in ("GET", "POST"))
+    assert all(row.rstrip().endswith("x") for row in rows)

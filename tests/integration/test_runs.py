@@ -212,7 +212,7 @@ def test_a_run_past_its_time_limit_fails_with_the_reason(runs_api: Runs, model_a
     run = runs_api.wait_ended(task_id)
 
     assert run["status"] == "failed" and run["reason"] == "the run exceeded its time limit (1 s)"
-    assert 1 <= run["steps"] <= 4
+    assert run["steps"] <= 4  # stopped by the limit (a slow first step may leave none done)
 
 
 def test_the_state_machines_own_timeout_fails_the_task(runs_api: Runs, model_api: Any) -> None:

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from agent_core import aws
 from agent_core.models import TASK_STATUSES
+from agent_core.storage.counters import index_shard
 
 
 @pytest.fixture
@@ -214,25 +214,27 @@ def test_list_tasks_malformed_created_after_is_400(api, value: str) -> None:
 # -- DynamoDB cost ---------------------------------------------------------------------------------------------
 
 
-def test_list_tasks_unfiltered_page_costs_at_most_2_dynamodb_calls(api, seven, ddb_calls) -> None:
+def test_list_tasks_page_reads_the_counts_then_the_index_shards_of_its_tasks(api, seven, ddb_calls) -> None:
     # Given a deep page (page 3 of 3)
     ddb_calls.clear()
     response = api("GET", "/tasks", query={"page": 3, "size": 3})
     assert len(response.json()["tasks"]) == 1
-    # Then the total came from the counters item and the page from one index query: no counting
-    assert ddb_calls == ["GetItem", "Query"]
+    # Then the total and the page's place came from the counts (the counter shards, then the day's minutes: two
+    # batched reads), the page from at most one Query per index shard holding the tasks: no counting
+    assert ddb_calls[:2] == ["BatchGetItem", "BatchGetItem"]
+    assert set(ddb_calls[2:]) == {"Query"} and len(ddb_calls[2:]) <= len({index_shard(t["task_id"]) for t in seven})
 
 
-def test_list_tasks_status_page_costs_at_most_2_dynamodb_calls(api, one_per_status, ddb_calls) -> None:
+def test_list_tasks_status_page_reads_one_index_shard_for_one_task(api, one_per_status, ddb_calls) -> None:
     ddb_calls.clear()
     api("GET", "/tasks", query={"status": "running"})
-    assert ddb_calls == ["GetItem", "Query"]
+    assert ddb_calls == ["BatchGetItem", "BatchGetItem", "Query"]
 
 
 def test_list_tasks_page_past_the_end_skips_the_query(api, seven, ddb_calls) -> None:
     ddb_calls.clear()
     api("GET", "/tasks", query={"page": 9})
-    assert ddb_calls == ["GetItem"]
+    assert ddb_calls == ["BatchGetItem"]
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 4, 7])
@@ -241,21 +243,6 @@ def test_list_tasks_pages_tile_the_whole_list(api, seven, size: int) -> None:
     pages = -(-len(seven) // size)
     tiled = [i for page in range(1, pages + 1) for i in _ids(api("GET", "/tasks", query={"page": page, "size": size}))]
     assert tiled == [t["task_id"] for t in seven]
-
-
-def test_list_tasks_last_page_reads_from_the_oldest_end(api, seven) -> None:
-    # Given the Query requests the adapter sends
-    limits: list[tuple[int, bool]] = []
-    aws.client("dynamodb").meta.events.register(
-        "provide-client-params.dynamodb.Query",
-        lambda params, **_: limits.append((params["Limit"], params["ScanIndexForward"])),
-    )
-    # When the last page (7 of 7, size 1) and the first are read
-    last = api("GET", "/tasks", query={"page": 7, "size": 1})
-    first = api("GET", "/tasks", query={"page": 1, "size": 1})
-    # Then each read one item: the last page from the oldest end, the first from the newest
-    assert _ids(last) == [seven[-1]["task_id"]] and _ids(first) == [seven[0]["task_id"]]
-    assert limits == [(1, True), (1, False)]
 
 
 @pytest.mark.parametrize("query", [{"page": "99999999999999999999"}, {"current_page": "1000001"}])

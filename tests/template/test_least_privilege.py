@@ -356,7 +356,8 @@ def _call(function: str, api: Any, event: dict[str, Any], wait: Any = None) -> A
 _NOT_SEEN_HERE = {
     "TasksFunction": set(),
     "ArtifactsFunction": set(),
-    # Powertools idempotency deletes its record when the step it guards fails, so a retry may run it again.
-    "StepsFunction": {"dynamodb:DeleteItem"},
-    "RunnerFunction": {"dynamodb:DeleteItem"},
+    # Powertools idempotency deletes its record when the step it guards fails, so a retry may run it again. The
+    # budget check reads the sharded counters (BatchGetItem) only when OPENAI_BUDGET_USD is set.
+    "StepsFunction": {"dynamodb:DeleteItem", "dynamodb:BatchGetItem"},
+    "RunnerFunction": {"dynamodb:DeleteItem", "dynamodb:BatchGetItem"},
 }

@@ -214,7 +214,14 @@ def _execute(task_id: str, input: str | None, additional_input: dict[str, Any], 
     step.status, step.modified_at = "completed", now_iso()
     step.artifacts = list(files.written.values())
     _make_encodable(step)
-    stored = _finish(step, lease_id=lease_id, new_status=new_status, tokens=usage["total_tokens"], cost_usd=cost)
+    stored = _finish(
+        step,
+        state.task.created_at,
+        lease_id=lease_id,
+        new_status=new_status,
+        tokens=usage["total_tokens"],
+        cost_usd=cost,
+    )
     for call in step.additional_output.get("tool_calls", []):
         log = logger.warning if call.get("error") else logger.info
         log(f"{call.get('name')}: {_brief(call)}", extra={"task_id": task_id, "component": "tool"})
@@ -245,14 +252,22 @@ def _brief(call: dict[str, Any]) -> str:
     return f"called with {' '.join(str(call.get('arguments') or '{}').split())[:100]}"
 
 
-def _finish(step: StepRecord, *, lease_id: str, new_status: str, tokens: int, cost_usd: float) -> str:
+def _finish(
+    step: StepRecord, task_created_at: str, *, lease_id: str, new_status: str, tokens: int, cost_usd: float
+) -> str:
     """Stores the finished step; returns the task's status. When the task's status moved while it ran (its run was
     cancelled or ended), the step is kept and the task keeps the status its run's end gave it."""
     table, old = get_table(), "running"
     for _ in range(3):
         try:
             table.finish_step(
-                step, lease_id=lease_id, old_status=old, new_status=new_status, tokens=tokens, cost_usd=cost_usd
+                step,
+                task_created_at=task_created_at,
+                lease_id=lease_id,
+                old_status=old,
+                new_status=new_status,
+                tokens=tokens,
+                cost_usd=cost_usd,
             )
             return new_status
         except Conflict as exc:

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from . import idempotency, runs
+from . import idempotency
 from .agent import catalog
 from .errors import Conflict, InsufficientResources, InvalidRequest, TaskAlreadyRunning, TaskNotFound
 from .models import Artifact, Pagination, Task, TaskList
@@ -35,6 +35,8 @@ def create_task(*, input: str, additional_input: dict[str, Any], idempotency_key
     request = {"input": input, "additional_input": additional_input}
     task = idempotency.once("tasks.create", idempotency_key, request, Task, lambda: _create(input, additional_input))
     if additional_input.get("auto_run") is True and task.status == "created":
+        from . import runs  # here, not at import: reading tasks needs none of runs' orchestration and pushes
+
         try:
             runs.start_run(task.task_id)
         except InsufficientResources as exc:
@@ -48,6 +50,8 @@ def create_task(*, input: str, additional_input: dict[str, Any], idempotency_key
 
 
 def _create(input: str, additional_input: dict[str, Any]) -> Task:
+    from . import runs
+
     catalog.check_agent_options(additional_input)  # a bad model or image list fails now, not at the first step
     runs.check_run_options(additional_input)
     now = now_iso()
@@ -61,7 +65,7 @@ def _create(input: str, additional_input: dict[str, Any]) -> Task:
     )
     try:
         get_table().create_task(record)
-    except Conflict as exc:  # other writes kept meeting this one on the counters item, even after retries
+    except Conflict as exc:  # other writes kept meeting this one on its counter shard, even after retries
         raise InsufficientResources(
             "the task store is busy with other writes; try again", retry_after_s=1, suggestion="retry in a second"
         ) from exc
@@ -91,19 +95,7 @@ def list_tasks(*, page: PageRequest, status: str | None = None, created_after: d
         after = to_iso(created_after) if created_after else None
     except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00: valid ISO 8601, but before year 1 in UTC
         raise InvalidRequest("created_after is out of range", field="created_after", **{"in": "query"}) from exc
-    if after:
-        total = table.count_tasks(status=status, created_after=after)
-    else:
-        counters = table.counters()
-        total = int(counters.get(f"tasks_{status}" if status else "tasks_total", 0))
-    if page.start >= total:
-        records = []
-    elif total - page.start < page.end:
-        # Nearer the oldest end: read from there (DynamoDB has no offset, so a page costs the items before it).
-        oldest = table.first_tasks(limit=total - page.start, status=status, created_after=after, oldest_first=True)
-        records = oldest[::-1][: page.size]
-    else:
-        records = table.first_tasks(limit=page.end, status=status, created_after=after)[page.start : page.end]
+    total, records = table.list_tasks(start=page.start, size=page.size, status=status, created_after=after)
     return TaskList(
         tasks=[_public(r) for r in records],
         pagination=Pagination.of(page=page.page, size=page.size, total=total),
@@ -117,6 +109,8 @@ def delete_task(task_id: str) -> None:
     state = table.get_task_state(task_id)
     if state is None:
         raise TaskNotFound(task_id=task_id)
+    from . import runs
+
     runs.stop_for_deletion(state)  # its run stops and gives back its slot before the task goes
     record = state.task
     for attempt in range(3):
@@ -125,7 +119,7 @@ def delete_task(task_id: str) -> None:
         get_bucket().delete_task_objects(task_id)  # the files' objects first: when S3 fails, the task stays
         table.delete_task_children(task_id)
         try:
-            table.delete_task(task_id, status=record.status)
+            table.delete_task(task_id, status=record.status, created_at=record.created_at)
             return
         except Conflict:
             continue  # its status changed (or it was deleted) meanwhile: look again

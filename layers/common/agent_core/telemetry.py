@@ -21,6 +21,10 @@ def record_step(*, model: str, tokens: int, cost_usd: float, duration_ms: float,
 
     metrics = _metrics()
     metrics.add_dimension(name="model", value=model)
+    if metrics.service:
+        # The service alone as a second dimension set: all models in one series, which the spend alarm and the
+        # dashboard's totals read (a task may pick any allowed model, so no fixed list of model series adds up).
+        metrics.add_dimensions(service=metrics.service)
     metrics.add_metric(name="Steps", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="StepErrors", unit=MetricUnit.Count, value=int(failed))
     metrics.add_metric(name="StepTokens", unit=MetricUnit.Count, value=tokens)

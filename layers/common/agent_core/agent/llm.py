@@ -4,51 +4,15 @@ client (any OpenAI-compatible base_url); without a key the offline provider answ
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from ..config import get_settings
 from ..errors import OpenAIAPIError
-
-
-@dataclass
-class ToolCall:
-    id: str
-    name: str
-    arguments: str  # JSON text as the model wrote it (it may be malformed)
-
-    def as_message_part(self) -> dict[str, Any]:
-        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
-
-
-@dataclass
-class Turn:
-    model: str
-    content: str | None
-    tool_calls: list[ToolCall] = field(default_factory=list)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    request_id: str | None = None
-    offline: bool = False
-
-    @property
-    def usage(self) -> dict[str, int]:
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.prompt_tokens + self.completion_tokens,
-        }
-
-    def assistant_message(self) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": "assistant", "content": self.content}
-        if self.tool_calls:
-            message["tool_calls"] = [c.as_message_part() for c in self.tool_calls]
-        return message
-
-
-class ChatModel(Protocol):
-    def complete(self, *, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Turn: ...
+from .chat import ChatModel as ChatModel
+from .chat import ToolCall as ToolCall
+from .chat import Turn as Turn
+from .offline import OfflineChat
 
 
 class OpenAIChat:
@@ -122,8 +86,6 @@ def _openai_chat(key: str, base_url: str | None, timeout_s: float, max_retries: 
 def chat_model() -> ChatModel:
     key = api_key()
     if not key:
-        from .offline import OfflineChat
-
         return OfflineChat()
     settings = get_settings()
     return _openai_chat(key, settings.openai_base_url, settings.openai_timeout_s, settings.openai_max_retries)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .llm import ToolCall, Turn
+from .chat import ToolCall, Turn
 
 MODEL_NAME = "offline"
 LABEL = "[offline model]"

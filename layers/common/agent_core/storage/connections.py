@@ -18,7 +18,8 @@ import time
 from typing import Any
 
 from ..errors import Conflict
-from .table import TaskTable, _from_item, _to_item, task_key
+from .dynamo import from_item, task_key, to_item
+from .table import TaskTable
 
 CONNECTION_TTL_S = 2 * 3600 + 300  # API Gateway closes a connection after 2 hours
 
@@ -48,13 +49,13 @@ class ConnectionStore:
             {
                 "Put": {
                     "TableName": self.table.name,
-                    "Item": {**_subscriber_key(channel, connection_id), **_to_item(subscriber)},
+                    "Item": {**_subscriber_key(channel, connection_id), **to_item(subscriber)},
                 }
             },
             {
                 "Put": {
                     "TableName": self.table.name,
-                    "Item": {**_connection_key(connection_id), **_to_item({"channel": channel, "expires_at": expires})},
+                    "Item": {**_connection_key(connection_id), **to_item({"channel": channel, "expires_at": expires})},
                 }
             },
         ]
@@ -68,7 +69,7 @@ class ConnectionStore:
         item = client.get_item(TableName=self.table.name, Key=_connection_key(connection_id)).get("Item")
         if not item:
             return None
-        channel = str(_from_item(item)["channel"])
+        channel = str(from_item(item)["channel"])
         try:
             self.table.transact(
                 [
@@ -112,7 +113,7 @@ class ConnectionStore:
             "ExpressionAttributeValues": {":pk": {"S": f"WS#{channel}"}},
         }
         now = int(time.time())
-        items = (_from_item(item) for page in self.table._pages(request) for item in page["Items"])
+        items = (from_item(item) for page in self.table.pages(request) for item in page["Items"])
         return [s for s in items if s.get("ready") and int(s.get("expires_at", 0)) > now]
 
     def _watch(self, channel: str, delta: int, *, must_exist: bool) -> dict[str, Any]:

@@ -1,7 +1,10 @@
 """Runs in the single table (agent_core.runs):
 
   slot      PK=RUNS   SK=RUN#<run_id>  task_id, started_at: exists exactly while the run holds one of the
-                                       concurrent-run slots; counters.runs_active counts these items
+                                       concurrent-run slots; runs_active on the limits item (storage/counters.py)
+                                       counts these items. One item, unsharded: it is a limit every start
+                                       checks in its condition, not a tally, and runs start far less often
+                                       than tasks are created
   task      PK=TASK#<id> SK=TASK       run_id while a run holds the task (steps of any other caller are refused),
                                        run: the latest run's record (JSON)
   agent     PK=AGENT  SK=STATE         status (running, restarting) and started_at, the agent's "uptime"
@@ -18,8 +21,10 @@ from dataclasses import asdict
 from typing import Any
 
 from ..errors import Conflict
+from .counters import LIMITS_KEY, status_index_key
+from .dynamo import from_item, task_key, to_item
 from .records import RunRecord, TaskState
-from .table import TaskTable, _from_item, _to_item, task_key
+from .table import TaskTable
 
 AGENT_KEY = {"PK": {"S": "AGENT"}, "SK": {"S": "STATE"}}
 
@@ -39,13 +44,15 @@ class RunStore:
     def acquire(self, state: TaskState, run: RunRecord, *, limit: int, now: int) -> None:
         """Takes a slot (fewer than `limit` held) and the task (no run, no step under way, unchanged since `state`
         was read), and marks the task running, in one transaction. Conflict otherwise."""
-        old = state.task.status
-        deltas = {"runs_active": 1} | ({f"tasks_{old}": -1, "tasks_running": 1} if old != "running" else {})
-        counters = self.table.count(deltas)["Update"]
+        task = state.task
+        old = task.status
+        counters = self.table.count({"runs_active": 1})["Update"]
         counters["ConditionExpression"] = "attribute_not_exists(runs_active) OR runs_active < :limit"
         counters["ExpressionAttributeValues"][":limit"] = {"N": str(limit)}
+        moves = {old: -1, "running": 1} if old != "running" else {}
         self.table.transact(
             [
+                *self.table.count_task(task.task_id, task.created_at, moves),
                 self._put_slot(run),
                 {"Update": counters},
                 {
@@ -57,13 +64,13 @@ class RunStore:
                         "ConditionExpression": "attribute_exists(PK) AND attribute_not_exists(run_id) AND #s = :old "
                         "AND (attribute_not_exists(lease_until) OR lease_until < :now)",
                         "ExpressionAttributeNames": {"#s": "status"},
-                        "ExpressionAttributeValues": _to_item(
+                        "ExpressionAttributeValues": to_item(
                             {
                                 ":r": run.run_id,
                                 ":run": _run_json(run),
                                 ":running": "running",
                                 ":old": old,
-                                ":gsi": "TASKS#running",
+                                ":gsi": status_index_key(run.task_id, "running"),
                                 ":m": run.started_at,
                                 ":now": now,
                             }
@@ -121,11 +128,10 @@ class RunStore:
         update["UpdateExpression"] += ", #s = :new, GSI2PK = :gsi"
         update["ConditionExpression"] += " AND #s = :old"
         update["ExpressionAttributeNames"] = {"#s": "status"}
-        update["ExpressionAttributeValues"].update(_to_item({":new": status, ":gsi": f"TASKS#{status}", ":old": old}))
-        items: list[dict[str, Any]] = [{"Update": update}]
-        if status != old:
-            items.append(self.table.count({f"tasks_{old}": -1, f"tasks_{status}": 1}))
-        self.table.transact(items)
+        gsi = status_index_key(run.task_id, status)
+        update["ExpressionAttributeValues"].update(to_item({":new": status, ":gsi": gsi, ":old": old}))
+        moves = {old: -1, status: 1} if status != old else {}
+        self.table.transact([{"Update": update}, *self.table.count_task(run.task_id, state.task.created_at, moves)])
 
     def held_slots(self) -> list[dict[str, Any]]:
         """Every slot held now (at most the limit, plus any whose run ended without its end being recorded)."""
@@ -135,13 +141,13 @@ class RunStore:
             "ExpressionAttributeValues": {":pk": {"S": "RUNS"}},
             "ConsistentRead": True,
         }
-        return [_from_item(item) for page in self.table._pages(request) for item in page["Items"]]
+        return [from_item(item) for page in self.table.pages(request) for item in page["Items"]]
 
     def agent_state(self) -> dict[str, Any]:
         """The agent's status and start time; the first read records the start."""
         client = self.table.client
         item = client.get_item(TableName=self.table.name, Key=AGENT_KEY, ConsistentRead=True).get("Item")
-        return _from_item(item) if item else {}
+        return from_item(item) if item else {}
 
     def set_agent_state(self, *, status: str, started_at: str | None = None) -> None:
         values: dict[str, Any] = {":s": status}
@@ -154,7 +160,7 @@ class RunStore:
             Key=AGENT_KEY,
             UpdateExpression=expression,
             ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues=_to_item(values),
+            ExpressionAttributeValues=to_item(values),
         )
 
     def start_agent_once(self, started_at: str) -> None:
@@ -162,15 +168,17 @@ class RunStore:
         with contextlib.suppress(self.table.client.exceptions.ConditionalCheckFailedException):
             self.table.client.put_item(
                 TableName=self.table.name,
-                Item={**AGENT_KEY, **_to_item({"status": "running", "started_at": started_at})},
+                Item={**AGENT_KEY, **to_item({"status": "running", "started_at": started_at})},
                 ConditionExpression="attribute_not_exists(PK)",
             )
 
     def active_count(self) -> int:
-        return int(self.table.counters().get("runs_active", 0))
+        client, key = self.table.client, LIMITS_KEY
+        item = client.get_item(TableName=self.table.name, Key=key, ConsistentRead=True).get("Item") or {}
+        return int(item.get("runs_active", {}).get("N", 0))
 
     def _put_slot(self, run: RunRecord) -> dict[str, Any]:
-        item = {**_slot_key(run.run_id), **_to_item({"task_id": run.task_id, "started_at": run.started_at})}
+        item = {**_slot_key(run.run_id), **to_item({"task_id": run.task_id, "started_at": run.started_at})}
         return {"Put": {"TableName": self.table.name, "Item": item, "ConditionExpression": "attribute_not_exists(SK)"}}
 
     def _update_run(self, run: RunRecord, *, expected_run_id: str, keep_holding: bool) -> dict[str, Any]:
@@ -185,6 +193,6 @@ class RunStore:
                 "Key": task_key(run.task_id),
                 "UpdateExpression": expression + ", modified_at = :m",
                 "ConditionExpression": "run_id = :expected",
-                "ExpressionAttributeValues": _to_item(values),
+                "ExpressionAttributeValues": to_item(values),
             }
         }

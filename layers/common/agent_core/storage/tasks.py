@@ -1,0 +1,251 @@
+"""Task items, and the task list: page N found from the counts, read from the index around it.
+
+  task  PK=TASK#<id>  SK=TASK  GSI ByCreated: GSI1PK=TASKS#<index shard>           GSI1SK=<created_at>#<id>
+                               GSI ByStatus:  GSI2PK=TASKS#<status>#<index shard>  GSI2SK=<created_at>#<id>
+
+A page of the list (newest first) starts at position (page - 1) * size. The day counts of the counter shards (one
+BatchGetItem) say which day holds that position, that day's minute counts (one more) which minute, and how many of
+the minute's tasks come before it; each index shard is then read from that minute down, no further than its own
+counts say the page can reach (one Query per shard holding tasks of the page). A page reads itself plus the tasks of
+its first minute that come before it: never the pages before it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .artifacts import artifact_summaries
+from .counters import (
+    ALL,
+    INDEX_SHARDS,
+    Counters,
+    created_index_key,
+    day_of,
+    index_keys,
+    minute_of,
+    status_index_key,
+)
+from .dynamo import from_item, task_key, to_item
+from .records import RunRecord, TaskRecord, TaskState
+
+BY_CREATED, BY_STATUS = "ByCreated", "ByStatus"
+_POOL = ThreadPoolExecutor(max_workers=INDEX_SHARDS)  # its threads start on first use
+
+
+def task_from_plain(plain: dict[str, Any]) -> TaskRecord:
+    return TaskRecord(
+        task_id=plain["task_id"],
+        input=plain["input"],
+        # Stored as JSON text: DynamoDB maps refuse floats and empty keys that clients may well send.
+        additional_input=json.loads(plain.get("additional_input") or "{}"),
+        status=plain["status"],
+        created_at=plain["created_at"],
+        modified_at=plain["modified_at"],
+        artifacts=artifact_summaries(plain.get("artifacts")),
+    )
+
+
+def state_from_item(item: dict[str, Any]) -> TaskState:
+    plain = from_item(item)
+    return TaskState(
+        task=task_from_plain(plain),
+        step_count=int(plain.get("step_count", 0)),
+        lease_id=plain.get("lease_id"),
+        lease_until=int(plain.get("lease_until", 0)),
+        run_id=plain.get("run_id"),
+        run=RunRecord(**json.loads(plain["run"])) if plain.get("run") else None,
+        watchers=int(plain.get("watchers", 0)),
+    )
+
+
+def task_item(task: TaskRecord) -> dict[str, Any]:
+    sort = f"{task.created_at}#{task.task_id}"
+    plain = {
+        "task_id": task.task_id,
+        "input": task.input,
+        "status": task.status,
+        "additional_input": json.dumps(task.additional_input, ensure_ascii=False, separators=(",", ":")),
+        "created_at": task.created_at,
+        "modified_at": task.modified_at,
+        "artifacts": {},  # the artifact summary (storage/artifacts.py); a map so files add and go in place
+        "GSI1PK": created_index_key(task.task_id),
+        "GSI1SK": sort,
+        "GSI2PK": status_index_key(task.task_id, task.status),
+        "GSI2SK": sort,
+    }
+    return {**task_key(task.task_id), **to_item(plain)}
+
+
+class TaskItems(Counters):
+    def create_task(self, task: TaskRecord) -> None:
+        """One transaction: the task item and the counts that count it."""
+        put = {"TableName": self.name, "Item": task_item(task), "ConditionExpression": "attribute_not_exists(PK)"}
+        self.transact([{"Put": put}, *self.count_task(task.task_id, task.created_at, {ALL: 1, task.status: 1})])
+
+    def get_task(self, task_id: str) -> TaskRecord | None:
+        item = self.client.get_item(TableName=self.name, Key=task_key(task_id), ConsistentRead=True).get("Item")
+        return task_from_plain(from_item(item)) if item else None
+
+    def get_task_state(self, task_id: str) -> TaskState | None:
+        item = self.client.get_item(TableName=self.name, Key=task_key(task_id), ConsistentRead=True).get("Item")
+        return state_from_item(item) if item else None
+
+    def set_task_status(self, task_id: str, *, old: str, new: str, modified_at: str, created_at: str) -> None:
+        """Moves the task and its counts together; Conflict if its status is no longer `old`."""
+        values = {":new": new, ":old": old, ":gsi": status_index_key(task_id, new), ":m": modified_at}
+        update = {
+            "TableName": self.name,
+            "Key": task_key(task_id),
+            "UpdateExpression": "SET #s = :new, GSI2PK = :gsi, modified_at = :m",
+            "ConditionExpression": "#s = :old",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": to_item(values),
+        }
+        self.transact([{"Update": update}, *self.count_task(task_id, created_at, {old: -1, new: 1})])
+
+    def delete_task(self, task_id: str, *, status: str, created_at: str) -> None:
+        """Deletes the task item and uncounts it; Conflict if it is gone or its status changed meanwhile."""
+        delete = {
+            "TableName": self.name,
+            "Key": task_key(task_id),
+            "ConditionExpression": "#s = :s",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":s": {"S": status}},
+        }
+        self.transact([{"Delete": delete}, *self.count_task(task_id, created_at, {ALL: -1, status: -1})])
+
+    def delete_task_children(self, task_id: str) -> int:
+        """Deletes every item under the task's partition except the task item itself; returns how many."""
+        request = {
+            "TableName": self.name,
+            "KeyConditionExpression": "PK = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": f"TASK#{task_id}"}},
+            "ProjectionExpression": "PK, SK",
+        }
+        keys = [
+            {"PK": item["PK"], "SK": item["SK"]}
+            for page in self.pages(request)
+            for item in page["Items"]
+            if item["SK"]["S"] != "TASK"
+        ]
+        for start in range(0, len(keys), 25):
+            pending: dict[str, Any] = {self.name: [{"DeleteRequest": {"Key": k}} for k in keys[start : start + 25]]}
+            while pending:  # BatchWriteItem may hand some requests back under load
+                pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+        return len(keys)
+
+    # -- the list ------------------------------------------------------------------------------------------------
+
+    def list_tasks(
+        self, *, start: int, size: int, status: str | None = None, created_after: str | None = None
+    ) -> tuple[int, list[TaskRecord]]:
+        """How many tasks match, and the `size` of them from position `start`, newest first."""
+        label = status or ALL
+        days: dict[str, dict[int, int]] = defaultdict(dict)  # day -> counter shard -> tasks
+        for shard, item in self.shard_items().items():
+            for name, value in item.items():
+                if name.startswith(f"{label}|") and value:
+                    days[name.split("|", 1)[1]][shard] = int(value)
+        if created_after:
+            total = self._count_after(status, days, created_after)
+        else:
+            total = sum(n for per_shard in days.values() for n in per_shard.values())
+        size = min(size, total - start)
+        if size <= 0:
+            return total, []
+        upper, skip, limits = self._window(label, days, start, size)
+        reads = [(key, limit) for key, limit in zip(index_keys(status), limits, strict=True) if limit]
+        # The shards' Queries at once: a page costs one round trip however many shards it spans.
+        slices = _POOL.map(lambda read: self._index_slice(status, read[0], upper, read[1]), reads)
+        found = [item for part in slices for item in part]
+        found.sort(key=lambda item: item["GSI1SK"]["S"], reverse=True)
+        return total, [task_from_plain(from_item(item)) for item in found[skip : skip + size]]
+
+    def _window(self, label: str, days: dict[str, dict[int, int]], start: int, size: int) -> tuple[str, int, list[int]]:
+        """Where the page starts (the end of its first minute, as an index sort key), how many tasks of that
+        minute come before it, and how many tasks to read from each index shard."""
+        upper, skip, before, remaining = "", 0, 0, 0
+        limits = [0] * INDEX_SHARDS
+        for day in sorted(days, reverse=True):
+            if not upper and before + sum(days[day].values()) <= start:
+                before += sum(days[day].values())
+                continue
+            minutes = self._minutes(label, day, list(days[day]))
+            for minute in sorted(minutes, reverse=True):
+                counts = minutes[minute]
+                in_minute = sum(counts.values())
+                if not upper:
+                    if before + in_minute <= start:
+                        before += in_minute
+                        continue
+                    upper, skip = f"{day}T{minute}~", start - before
+                    remaining = skip + size
+                for shard, n in counts.items():
+                    limits[shard] += min(n, remaining)
+                remaining -= min(in_minute, remaining)
+                if not remaining:
+                    return upper, skip, limits
+        return upper, skip, limits  # the counts ran out first (the index lags them): a short page
+
+    def _minutes(self, label: str, day: str, shards: list[int]) -> dict[str, dict[int, int]]:
+        """minute -> index shard -> tasks, for the tasks of `day` counted in the counter `shards`."""
+        minutes: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        for shard, item in self.minute_counts(day, shards).items():
+            for name, value in item.items():
+                if name.startswith(f"{label}|") and value:
+                    minutes[name.split("|", 1)[1]][shard % INDEX_SHARDS] += int(value)
+        return minutes
+
+    def _count_after(self, status: str | None, days: dict[str, dict[int, int]], after: str) -> int:
+        """Tasks created after `after`: whole days and minutes from the counts, the tasks of its own minute from
+        the index (a COUNT Query per shard holding some)."""
+        day, minute = day_of(after), minute_of(after)
+        total = sum(n for d, per_shard in days.items() if d > day for n in per_shard.values())
+        if day not in days:
+            return total
+        minutes = self._minutes(status or ALL, day, list(days[day]))
+        total += sum(n for m, per_shard in minutes.items() if m > minute for n in per_shard.values())
+        keys = index_keys(status)
+        # `#` sorts after every character of the timestamp, so equal times are excluded ("after").
+        within = (f"{after}#~", f"{day}T{minute}~")
+
+        def count(shard: int) -> int:
+            request = self._index_query(status, keys[shard], between=within) | {"Select": "COUNT"}
+            return sum(page["Count"] for page in self.pages(request))
+
+        return total + sum(_POOL.map(count, minutes.get(minute, {})))
+
+    def _index_slice(self, status: str | None, key: str, upper: str, limit: int) -> list[dict[str, Any]]:
+        """The newest `limit` tasks of one index shard created before `upper`."""
+        request = self._index_query(status, key, before=upper)
+        items: list[dict[str, Any]] = []
+        while len(items) < limit:  # a 1 MB page may stop short of the limit
+            page = self.client.query(**request, Limit=limit - len(items))
+            items += page["Items"]
+            if "LastEvaluatedKey" not in page:
+                break
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return items
+
+    def _index_query(
+        self, status: str | None, key: str, *, before: str = "", between: tuple[str, str] | None = None
+    ) -> dict[str, Any]:
+        """A newest-first Query of one index shard, on sort keys below `before` or `between` two."""
+        pk, sk = ("GSI2PK", "GSI2SK") if status else ("GSI1PK", "GSI1SK")
+        condition, values = f"{pk} = :pk", {":pk": key}
+        if before:
+            condition += f" AND {sk} < :upper"
+            values[":upper"] = before
+        if between:
+            condition += f" AND {sk} BETWEEN :low AND :high"
+            values.update({":low": between[0], ":high": between[1]})
+        return {
+            "TableName": self.name,
+            "IndexName": BY_STATUS if status else BY_CREATED,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": to_item(values),
+            "ScanIndexForward": False,
+        }
