@@ -9,37 +9,26 @@ Usage: python -m benchmarks.conditional [--poll-s 1] [--steps 5] [--model-latenc
 from __future__ import annotations
 
 import argparse
-import json
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import ThreadingHTTPServer
 
 import httpx
 
 from autogpt_client import AutoGPTClient
+from benchmarks import runs
 from benchmarks.live import dev_server
-from benchmarks.local_model import send_completion
 
 
-class Model(BaseHTTPRequestHandler):
-    """Thinks for `latency_s`, then writes a note; finishes at turn `steps`."""
+class Model(runs.Model):
+    """benchmarks/runs' model (write_file every turn, finish at turn `steps`), thinking `latency_s` a turn."""
 
-    steps, latency_s = 5, 3.0
-
-    def log_message(self, *args: Any) -> None:
-        pass
+    latency_s = 3.0
 
     def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         time.sleep(self.latency_s)
-        turn = sum(1 for m in body["messages"] if m["role"] == "assistant")
-        name, arguments = ("write_file", {"path": f"notes/{turn}.md", "content": "x" * 300})
-        if turn >= self.steps - 1:
-            name, arguments = "finish", {"summary": "done"}
-        call = {"id": "c", "type": "function", "function": {"name": name, "arguments": json.dumps(arguments)}}
-        send_completion(self, body["model"], {"role": "assistant", "content": None, "tool_calls": [call]}, 800, 60)
+        super().do_POST()
 
 
 def _poll(client: AutoGPTClient, task_id: str, poll_s: float, seen: Counter[str]) -> None:

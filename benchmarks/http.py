@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -29,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.live import running, server_environment
 from devserver.resources import free_port
 from devserver.template import ROOT
 
@@ -95,23 +94,9 @@ def reference_python() -> Path:
 
 @contextmanager
 def serving(name: str, command: list[str], port: int, env: dict[str, str]) -> Iterator[Server]:
-    """Starts a server, waits until it answers a task list, and stops it (its whole process group) afterwards."""
-    with tempfile.TemporaryFile() as output:
-        proc = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            server = Server(name, port)
-            deadline = time.monotonic() + 90
-            while not server.ready():
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    output.seek(0)
-                    raise RuntimeError(f"{name} did not start:\n{output.read().decode(errors='replace')[-3000:]}")
-                time.sleep(0.2)
-            yield server
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=15)
+    server = Server(name, port)
+    with running(name, command, env, server.ready):
+        yield server
 
 
 @dataclass
@@ -224,14 +209,14 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each throughput run")
     args = parser.parse_args(argv)
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OPENAI_"))}
+    env = server_environment()
     ref_port, dev_port = free_port(), free_port()
     reference_cmd = [str(reference_python()), "-c", REFERENCE_SERVER, str(ref_port)]
     dev_cmd = [sys.executable, "-m", "devserver", "--port", str(dev_port)]
     with (
         tempfile.TemporaryDirectory(prefix="reference-") as workspace,
         serving("reference (SDK)", reference_cmd, ref_port, {**env, "AGENT_WORKSPACE": workspace}) as reference,
-        serving("dev server", dev_cmd, dev_port, {**env, "RATE_LIMIT_PER_MINUTE": "0"}) as dev,
+        serving("dev server", dev_cmd, dev_port, env) as dev,
     ):
         servers = [reference, dev]
         for server in servers:  # the task every GET reads
