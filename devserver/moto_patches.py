@@ -23,7 +23,7 @@ from moto.dynamodb import models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 
-from .moto_speed import patch_serializer
+from .moto_speed import patch_speed
 
 # Reads too: moto's Query and Scan iterate the table's dicts, which a concurrent write changes under them
 # ("dictionary changed size during iteration").
@@ -36,7 +36,7 @@ _write_lock = threading.RLock()
 
 def patch_moto() -> None:
     """Patches moto once per process."""
-    patch_serializer()  # devserver.moto_speed: items written out as they are, not walked shape by shape
+    patch_speed()  # devserver.moto_speed: items written out as they are, lookups made once
     if getattr(DynamoDBBackend.transact_write_items, "_hardened", False):
         return
     BackendDict._create_account_specific_backend = _unless_exists(BackendDict._create_account_specific_backend)  # type: ignore[method-assign]

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body
+from fastapi import Body
 
-from agent_core import API_PREFIX, runs
+from agent_core import runs
 from agent_core.agent_status import agent_status
-from agent_core.api import Lang, create_app, lambda_handler
+from agent_core.api import Lang, api_router, create_app, lambda_handler
 from agent_core.models import AgentStatus, RestartResult, Run, RunRequestBody, TaskId
 
-router = APIRouter(prefix=API_PREFIX)
+router = api_router()
 
 
 @router.post("/tasks/{task_id}/run", status_code=202)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi import Depends, File, Form, Query, UploadFile
 from fastapi.responses import RedirectResponse
 
-from agent_core import API_PREFIX, artifacts
-from agent_core.api import Lang, create_app, lambda_handler, page_query
+from agent_core import artifacts
+from agent_core.api import Lang, api_router, create_app, lambda_handler, page_query
 from agent_core.conditional import Conditional
 from agent_core.config import get_settings
 from agent_core.errors import InvalidRequest, UploadTooLarge
@@ -25,7 +25,7 @@ from agent_core.models import (
 )
 from agent_core.paging import PageRequest
 
-router = APIRouter(prefix=API_PREFIX)
+router = api_router()
 ArtifactPage = Annotated[PageRequest, Depends(page_query(default_size=10))]  # the task list's rules
 
 

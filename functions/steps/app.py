@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import Body, Depends
 
-from agent_core import API_PREFIX, steps
-from agent_core.api import IdempotencyKey, create_app, lambda_handler, page_query
+from agent_core import steps
+from agent_core.api import IdempotencyKey, api_router, create_app, lambda_handler, page_query
 from agent_core.conditional import Conditional
 from agent_core.models import Step, StepId, StepList, StepRequestBody, TaskId
 from agent_core.paging import PageRequest
 
-router = APIRouter(prefix=API_PREFIX)
+router = api_router()
 StepPage = Annotated[PageRequest, Depends(page_query(default_size=20))]
 
 

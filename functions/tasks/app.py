@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
-from agent_core import API_PREFIX, tasks
-from agent_core.api import IdempotencyKey, IsoDateTime, Lang, TaskPage, create_app, lambda_handler
+from agent_core import tasks
+from agent_core.api import IdempotencyKey, IsoDateTime, Lang, TaskPage, api_router, create_app, lambda_handler
 from agent_core.conditional import Conditional
 from agent_core.models import Deleted, Task, TaskId, TaskList, TaskRequestBody, TaskStatus
 from agent_core.openapi import docs_router
 
-router = APIRouter(prefix=API_PREFIX)
+router = api_router()
 
 
 @router.post("/tasks")

@@ -1,11 +1,14 @@
 """moto's DynamoDB answers written out without the shape walk (devserver/moto_speed.py): every attribute type
-comes back as it was stored, through GetItem, Query and an update's ReturnValues."""
+comes back as it was stored, through GetItem, Query and an update's ReturnValues; update and condition expressions
+evaluate as before with the lookups moto made anew for each node made once."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import boto3
+import pytest
+from botocore.exceptions import ClientError
 
 ITEM: dict[str, Any] = {
     "PK": {"S": "task"},
@@ -22,13 +25,17 @@ ITEM: dict[str, Any] = {
 }
 
 
-def test_items_of_every_attribute_type_read_back_as_stored(aws_mock: None) -> None:
-    # Given a table holding an item with every kind of attribute value (moto patched as the dev server patches it)
-    ddb = boto3.client("dynamodb")
-    ddb.create_table(
+@pytest.fixture
+def speed_table(aws_mock: None) -> None:
+    boto3.client("dynamodb").create_table(
         TableName="speed", KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "PK", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
     )  # fmt: skip
+
+
+def test_items_of_every_attribute_type_read_back_as_stored(speed_table: None) -> None:
+    # Given a table holding an item with every kind of attribute value (moto patched as the dev server patches it)
+    ddb = boto3.client("dynamodb")
     ddb.put_item(TableName="speed", Item=ITEM)
     # When it is read by key, by query, and returned by an update
     got = ddb.get_item(TableName="speed", Key={"PK": {"S": "task"}})["Item"]
@@ -43,3 +50,34 @@ def test_items_of_every_attribute_type_read_back_as_stored(aws_mock: None) -> No
     assert got == ITEM
     assert queried == [ITEM]
     assert updated == {**ITEM, "added": {"N": "2"}}
+
+
+def test_update_expressions_use_each_requests_own_names_and_values(speed_table: None) -> None:
+    # Given a table (moto's expression passes now keep their tables of node types)
+    ddb = boto3.client("dynamodb")
+    # When updates with the same expression text but other names and values follow each other
+    for key, name, value in (("a", "x", "1"), ("a", "y", "2"), ("b", "x", "3"), ("a", "x", "4")):
+        ddb.update_item(
+            TableName="speed", Key={"PK": {"S": key}},
+            UpdateExpression="ADD #n :v SET #l = list_append(if_not_exists(#l, :empty), :one) REMOVE gone",
+            ConditionExpression="attribute_not_exists(#n) OR #n < :big",
+            ExpressionAttributeNames={"#n": name, "#l": "log"},
+            ExpressionAttributeValues={":v": {"N": value}, ":empty": {"L": []}, ":one": {"L": [{"N": value}]},
+                                       ":big": {"N": "100"}},
+        )  # fmt: skip
+    # Then each applied its own: sums per attribute, appends in order
+    a = ddb.get_item(TableName="speed", Key={"PK": {"S": "a"}})["Item"]
+    b = ddb.get_item(TableName="speed", Key={"PK": {"S": "b"}})["Item"]
+    assert a == {"PK": {"S": "a"}, "x": {"N": "5"}, "y": {"N": "2"}, "log": {"L": [{"N": "1"}, {"N": "2"}, {"N": "4"}]}}
+    assert b == {"PK": {"S": "b"}, "x": {"N": "3"}, "log": {"L": [{"N": "3"}]}}
+    # And a failed condition and a bad expression are still refused as DynamoDB refuses them
+    with pytest.raises(ddb.exceptions.ConditionalCheckFailedException):
+        ddb.update_item(
+            TableName="speed", Key={"PK": {"S": "a"}}, UpdateExpression="SET x = :v", ConditionExpression="x > :v",
+            ExpressionAttributeValues={":v": {"N": "9"}},
+        )  # fmt: skip
+    with pytest.raises(ClientError, match="ValidationException"):
+        ddb.update_item(
+            TableName="speed", Key={"PK": {"S": "a"}}, UpdateExpression="SET PK = :v",
+            ExpressionAttributeValues={":v": {"S": "other"}},
+        )  # fmt: skip

@@ -167,7 +167,10 @@ def test_deployed_stages_are_bounded_logged_and_keyed_in_prod() -> None:
     samconfig = (ROOT / "samconfig.toml").read_text()
 
     assert TEMPLATE.resources[access_log]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
-    assert json.loads(api["AccessLogSetting"]["Format"].replace("\n", ""))["requestId"] == "$context.requestId"
+    access_format = json.loads(api["AccessLogSetting"]["Format"].replace("\n", ""))
+    assert access_format["requestId"] == "$context.requestId"
+    # Lambda's request id for the invocation: the functions log it as request_id
+    assert access_format["functionRequestId"] == "$context.integration.requestId"
     assert FUNCTIONS["StepsFunction"]["ReservedConcurrentExecutions"] == {"Ref": "StepsConcurrency"}
     prod = samconfig.split("[prod.deploy.parameters]")[1]
     assert "ApiKeyRequired=true" in prod and "Stage=prod" in prod

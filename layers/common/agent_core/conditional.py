@@ -55,7 +55,11 @@ class Revalidation:
         self.response.headers["Cache-Control"] = REVALIDATE
 
 
-Conditional = Annotated[Revalidation, Depends(Revalidation)]
+async def revalidation(request: Request, response: Response) -> Revalidation:
+    return Revalidation(request, response)  # a coroutine: FastAPI would make a class in a worker thread
+
+
+Conditional = Annotated[Revalidation, Depends(revalidation)]
 
 
 async def not_modified(request: Request, exc: Exception) -> StarletteResponse:

@@ -114,11 +114,11 @@ docs_router = APIRouter(prefix=API_PREFIX, include_in_schema=False)
 
 
 @docs_router.get("/openapi.json")
-def openapi_document() -> JSONResponse:
+async def openapi_document() -> JSONResponse:
     return JSONResponse(document())
 
 
 @docs_router.get("/docs")
-def interactive_docs() -> HTMLResponse:
+async def interactive_docs() -> HTMLResponse:
     # Relative, so it resolves under a deployed stage's prefix (/dev/ap/v1/agent/...) as locally.
     return get_swagger_ui_html(openapi_url="openapi.json", title="Agent Protocol API")
