@@ -11,7 +11,12 @@ which a deployed package also ships or caches after the first init). The first r
 event for the function's first GET route of a task (a task that does not exist: the route reads the table and
 answers 404); its AWS calls go to a moto server that this process starts with the template's table and bucket.
 
-Usage: python -m benchmarks.cold_start [--runs 7] [--no-breakdown]
+Times on a shared or virtual machine drift by 30% from run to run, more than the differences measured here. So
+where valgrind is installed (`apt-get install valgrind`), each API function and the baseline also answer one
+first request under cachegrind, which counts the instructions the process executes: the same count, to a few in a
+million, on every run, and a ratio that neither load nor frequency scaling moves.
+
+Usage: python -m benchmarks.cold_start [--runs 7] [--no-breakdown] [--no-instructions]
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import argparse
 import json
 import logging
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -95,13 +102,16 @@ class Target:
     cpu_ms: list[float] = field(default_factory=list)  # the process's CPU time over both (a busy machine's noise out)
     process_ms: list[float] = field(default_factory=list)
     modules: int = 0
+    instructions: int | None = None  # executed over the process's whole life, under cachegrind (`count_instructions`)
 
-    def _probe(self, *flags: str, request: bool = False) -> subprocess.CompletedProcess[str]:
+    def _probe(
+        self, *flags: str, request: bool = False, wrapper: tuple[str, ...] = (), env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         module, attr = self.handler.rsplit(".", 1)
         event = self.request if request and self.aws else None
         done = subprocess.run(
-            [sys.executable, *flags, "-c", PROBE, json.dumps(self.paths), module, attr, json.dumps(event)],
-            env={**self.env, **self.aws},
+            [*wrapper, sys.executable, *flags, "-c", PROBE, json.dumps(self.paths), module, attr, json.dumps(event)],
+            env={**self.env, **self.aws, **(env or {})},
             capture_output=True,
             text=True,
             check=False,
@@ -124,6 +134,15 @@ class Target:
         self.process_ms.append(wall)
         self.modules = result["modules"]
 
+    def count_instructions(self) -> None:
+        """One run of import and first request under cachegrind (instructions only, no cache simulation)."""
+        done = self._probe(
+            request=True,
+            wrapper=("valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"),
+            env={"PYTHONMALLOC": "malloc"},  # what valgrind needs to follow Python's allocations
+        )
+        self.instructions = instructions_executed(done.stderr)
+
     def packages(self) -> Counter[str]:
         """Import self time (ms) by top-level package, from one run under `python -X importtime`. A standard
         library module counts for the package that imported it (multiprocessing for s3transfer, say)."""
@@ -140,6 +159,14 @@ class Target:
             owner = next((n for n in reversed(stack) if n not in sys.stdlib_module_names and n != module), "stdlib")
             spent[owner] += int(own) / 1000
         return spent
+
+
+def instructions_executed(cachegrind_output: str) -> int:
+    """The `I refs` total of cachegrind's summary (on stderr)."""
+    found = re.search(r"I\s+refs:\s+([\d,]+)", cachegrind_output)
+    if found is None:
+        raise RuntimeError(f"no instruction count in valgrind's output:\n{cachegrind_output[-2000:]}")
+    return int(found.group(1).replace(",", ""))
 
 
 def _base_env() -> dict[str, str]:
@@ -247,7 +274,7 @@ def local_aws() -> Iterator[dict[str, str]]:
         server.stop()
 
 
-def measure(targets: list[Target], runs: int) -> None:
+def measure(targets: list[Target], runs: int, instructions: bool = False) -> None:
     with local_aws() as variables:
         for target in targets:
             target.aws = variables
@@ -260,6 +287,10 @@ def measure(targets: list[Target], runs: int) -> None:
         for _ in range(runs):
             for target in targets:
                 target.run()
+        if instructions:  # one run each: the count does not vary
+            for target in targets:
+                if target.request:
+                    target.count_instructions()
 
 
 def report(targets: list[Target], runs: int) -> str:
@@ -291,6 +322,13 @@ def report(targets: list[Target], runs: int) -> str:
             f"{first:>11} {statistics.median(totals):>9.1f} {ratio:>8} {cpu:>7.1f} {cpu_ratio:>8} "
             f"{statistics.median(target.process_ms):>11.1f} {target.modules:>8}"
         )
+    if baseline.instructions:
+        lines += ["", "Instructions executed, interpreter start to exit, import and first request (cachegrind):"]
+        for target in targets:
+            if target.instructions:
+                ratio = "" if target is baseline else f"  {target.instructions / baseline.instructions:.3f}x vs bare"
+                lines.append(f"  {target.name:<{name_w}} {target.instructions / 1e6:>9,.1f} M{ratio}")
+        lines.append("")
     lines.append(
         "import ms: `import <module>` + reading the handler; 1st req ms: the first request through the handler "
         "(API functions: GET of a task, one table read); total: both, per run; vs bare: total over the bare "
@@ -325,11 +363,17 @@ def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.cold_start", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7, help="samples per target (default 7)")
     parser.add_argument("--no-breakdown", dest="breakdown", action="store_false", help="skip the per-package table")
+    parser.add_argument(
+        "--no-instructions", dest="instructions", action="store_false", help="skip the count under valgrind"
+    )
     args = parser.parse_args(argv)
+    counting = args.instructions and shutil.which("valgrind") is not None
     with tempfile.TemporaryDirectory(prefix="cold-start-") as tmp:
         targets = [baseline_target(Path(tmp)), *function_targets()]
-        measure(targets, args.runs)
+        measure(targets, args.runs, instructions=counting)
         table = report(targets, args.runs)
+        if args.instructions and not counting:
+            table += "\n(instructions not counted: valgrind is not installed)"
         if args.breakdown:
             table += "\n\n" + breakdown(targets)
     print(table)

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from benchmarks import cold_start, ddb_calls
 from devserver.template import ROOT, Template
 
@@ -85,3 +87,12 @@ def test_http_benchmark_measures_both_servers_side_by_side(live_server: str) -> 
     ]  # fmt: skip
     assert all(len(servers[0].samples[op]) == 4 and servers[0].throughput[op] > 0 for op in ("GET", "POST"))
     assert all(row.rstrip().endswith("x") for row in rows)
+
+
+def test_cold_start_reads_the_instruction_count_from_cachegrind() -> None:
+    # Given cachegrind's summary as valgrind prints it on stderr (no cache simulation)
+    output = "==12== Cachegrind, a high-precision tracing profiler\n==12== \n==12== I refs:        2,463,288,658\n"
+    # Then the count is read; output without one is an error, not a zero
+    assert cold_start.instructions_executed(output) == 2_463_288_658
+    with pytest.raises(RuntimeError, match="no instruction count"):
+        cold_start.instructions_executed("valgrind: command not found")
