@@ -164,9 +164,14 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener("abort", () => (clearTimeout(timer), reject(signal.reason)), { once: true });
   });
 
+/** Answers kept for revalidation: a GET asked again sends its last ETag, and a 304 reuses the kept answer. */
+const VALIDATED_KEPT = 256;
+
 export class AutoGPTClient {
   readonly baseURL: string;
   private readonly options: Required<Pick<ClientOptions, "timeout" | "maxRetries">> & ClientOptions;
+  // URL -> the last answer that carried an ETag, oldest first (a Map keeps insertion order).
+  private readonly validated = new Map<string, { etag: string; body: unknown }>();
 
   constructor(options: ClientOptions = {}) {
     this.baseURL = (options.baseURL ?? "http://localhost:8000").replace(/\/+$/, "").replace(API_PREFIX, "");
@@ -360,6 +365,8 @@ export class AutoGPTClient {
     if (this.options.apiKey && !c.path.startsWith("http")) headers["x-api-key"] = this.options.apiKey;
     if (c.idempotencyKey) headers["Idempotency-Key"] = c.idempotencyKey;
     if (c.body !== undefined) headers["Content-Type"] = "application/json";
+    const kept = c.method === "GET" && !c.raw ? this.validated.get(url.href) : undefined;
+    if (kept) headers["If-None-Match"] = kept.etag;
     const doFetch = this.options.fetch ?? fetch;
     for (let attempt = 0; ; attempt++) {
       const signal = AbortSignal.any([AbortSignal.timeout(c.timeout ?? this.options.timeout), ...(c.signal ? [c.signal] : [])]);
@@ -373,13 +380,25 @@ export class AutoGPTClient {
       if (response) {
         const retry = attempt < this.options.maxRetries && (await retryable(response, c));
         if (!retry) {
+          if (response.status === 304 && kept) return this.revalidated(url.href, kept);
           if (!response.ok) throw await asError(response);
-          return c.raw ? response : response.status === 204 ? undefined : response.json();
+          if (c.raw) return response;
+          const body = response.status === 204 ? undefined : await response.json();
+          const etag = response.headers.get("etag");
+          return c.method === "GET" && etag ? this.revalidated(url.href, { etag, body }) : body;
         }
       }
       const after = Number(response?.headers.get("retry-after"));
       await sleep(Number.isFinite(after) && after > 0 ? after * 1000 : Math.min(8000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2), c.signal);
     }
+  }
+
+  /** Keeps `answer` as the latest for `url` (the oldest goes past VALIDATED_KEPT); returns a copy of its body. */
+  private revalidated(url: string, answer: { etag: string; body: unknown }): unknown {
+    this.validated.delete(url);
+    this.validated.set(url, answer);
+    if (this.validated.size > VALIDATED_KEPT) this.validated.delete(this.validated.keys().next().value as string);
+    return structuredClone(answer.body); // a caller that changes what it got does not change the kept answer
   }
 }
 

@@ -94,3 +94,29 @@ test("camelCase here, snake_case on the wire; CommonJS too", () => {
   const require = createRequire(import.meta.url);
   assert.equal(typeof require("../dist/cjs/index.js").AutoGPTClient, "function");
 });
+
+test("a GET asked again is revalidated: 304 while unchanged, the kept answer reused, a change read anew", async () => {
+  const seen = [];
+  const recording = new AutoGPTClient({
+    baseURL,
+    fetch: async (url, init) => {
+      const response = await fetch(url, init);
+      seen.push([init.method, new URL(url).pathname.split("/").at(-1), response.status, init.headers["If-None-Match"] ?? null]);
+      return response;
+    },
+  });
+  const task = await recording.createTask({ input: "revalidate" });
+  const first = await recording.getTask(task.taskId);
+  first.input = "changed by the caller";
+  const second = await recording.getTask(task.taskId);
+  await recording.executeStep(task.taskId, { input: "go" });
+  const third = await recording.getTask(task.taskId);
+  const gets = seen.filter(([method]) => method === "GET");
+  assert.equal(gets[0][2], 200);
+  assert.equal(gets[0][3], null);
+  assert.equal(gets[1][2], 304);
+  assert.match(gets[1][3], /^"[0-9a-f]+"$/);
+  assert.equal(second.input, "revalidate"); // the kept answer, not what the caller did to its copy
+  assert.equal(gets[2][2], 200); // the step changed the task: a new version, read in full
+  assert.notEqual(third.modifiedAt, second.modifiedAt);
+});
