@@ -66,6 +66,7 @@ bench: $(VENV)/.installed
 	$(PY) -m benchmarks.http
 	$(PY) -m benchmarks.cold_start
 	$(PY) -m benchmarks.ddb_calls
+	$(PY) -m benchmarks.counter_writes
 	$(PY) -m benchmarks.artifacts
 	$(PY) -m benchmarks.steps
 	$(PY) -m benchmarks.sandbox

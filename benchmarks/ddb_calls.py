@@ -18,7 +18,8 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -112,7 +113,7 @@ class Invoker:
         return response.json()
 
 
-def _environment(template: Template) -> None:
+def moto_environment(template: Template) -> None:
     sys.path.insert(0, str(ROOT / "layers" / "common"))
     os.environ.pop("AWS_ENDPOINT_URL", None)  # moto in process, never a real or local endpoint
     for key, value in {
@@ -127,11 +128,12 @@ def _environment(template: Template) -> None:
         os.environ.setdefault(key, value)
 
 
-def run(tasks: int, repeat: int, per_minute: int = 10) -> list[Row]:
+@contextmanager
+def on_moto(template: Template) -> Iterator[None]:
+    """An in-process moto holding the template's resources, the functions' settings pointing at it."""
     from moto import mock_aws
 
-    template = Template()
-    _environment(template)
+    moto_environment(template)
     from agent_core import aws
     from agent_core.config import get_settings
     from agent_core.storage import table as table_module
@@ -144,6 +146,15 @@ def run(tasks: int, repeat: int, per_minute: int = 10) -> list[Row]:
     patch_moto()  # transactions cost what they touch, as on DynamoDB (moto copies the whole table otherwise)
     with mock_aws():
         create_resources(template)
+        yield
+
+
+def run(tasks: int, repeat: int, per_minute: int = 10) -> list[Row]:
+    template = Template()
+    with on_moto(template):
+        from agent_core import aws
+        from agent_core.storage import table as table_module
+
         call = Invoker(template)
         recorder = Recorder()
         client = aws.client("dynamodb")

@@ -96,3 +96,15 @@ def test_cold_start_reads_the_instruction_count_from_cachegrind() -> None:
     assert cold_start.instructions_executed(output) == 2_463_288_658
     with pytest.raises(RuntimeError, match="no instruction count"):
         cold_start.instructions_executed("valgrind: command not found")
+
+
+def test_counter_writes_sizes_the_items_as_dynamodb_does() -> None:
+    from benchmarks import counter_writes
+
+    # Item sizes by DynamoDB's rules: name bytes, string bytes, a number's 1 + 1 per two significant digits
+    assert counter_writes.item_bytes({"ab": {"S": "xyz"}, "n": {"N": "12345"}, "z": {"N": "0"}}) == 5 + 5 + 3
+    assert counter_writes.transactional_wcu(1024) == 2 and counter_writes.transactional_wcu(1025) == 4
+    # And a short run measures both kinds of counter item, which grow with the minutes and days used
+    small, more = counter_writes.measure(minutes=2, days=1), counter_writes.measure(minutes=6, days=3)
+    assert 0 < small["day_bytes"] < more["day_bytes"] and 0 < small["shard_bytes"] < more["shard_bytes"]
+    assert "tasks/s per shard" in counter_writes.report(more, 6, 3)

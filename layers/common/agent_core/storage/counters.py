@@ -19,8 +19,9 @@ from typing import Any
 
 from .dynamo import Table, from_item
 
-# 32 counter shards: a create is a transactional write (2 WCU) on its shard's item and its day item, so each takes
-# 10,000 creates/s / 32 * 2 = 625 WCU/s, under a partition's 1,000. The list index needs fewer keys (1 WCU a write).
+# 32 counter shards. A counted write costs 2 WCU per KB of the shard item and of the day item, which grow with the
+# days and minutes counted (up to 28 KB and 84 KB: benchmarks/counter_writes, README "Listing tasks at scale"), so
+# sustained, an item's 1,000 WCU/s holds a few tasks a second per shard. The list index needs fewer keys.
 COUNTER_SHARDS = 32
 INDEX_SHARDS = 16  # a divisor of COUNTER_SHARDS: an index shard's counts are those of its counter shards
 LIMITS_KEY = {"PK": {"S": "AGENT"}, "SK": {"S": "COUNTERS"}}
