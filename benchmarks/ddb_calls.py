@@ -48,7 +48,10 @@ class Recorder:
         parsed = parsed or {}
         batch = sum(len(items) for items in (parsed.get("Responses") or {}).values())
         self.items += int(parsed.get("ScannedCount", 1 if "Item" in parsed else batch))
-        self.index_items += int(parsed.get("ScannedCount", 0))
+        if "Items" in parsed:  # the counters' own Queries read count items, not tasks
+            self.index_items += sum(not item["PK"]["S"].startswith("COUNTERS#") for item in parsed["Items"])
+        else:  # Select=COUNT: tasks counted in the index
+            self.index_items += int(parsed.get("ScannedCount", 0))
 
     def reset(self) -> None:
         self.calls, self.durations, self.items, self.index_items = [], [], 0, 0

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from agent_core import artifacts, aws
 from agent_core.config import get_settings
 from agent_core.errors import ArtifactNotFound, InvalidRequest, TaskNotFound
-from agent_core.storage.counters import index_shard
+from agent_core.storage.counters import counter_shard, index_shard
 from agent_core.storage.records import TaskRecord
 from agent_core.storage.table import get_table
 from devserver.apigw import LambdaContext, ProxyResponse, parse_response
@@ -183,9 +183,11 @@ def test_task_list_items_carry_artifacts_without_a_read_per_task(api, new_task, 
 
     listed = api("GET", "/tasks", query={"size": 10}).json()["tasks"]
 
-    # The counts (two batched reads), then the index (one Query per shard holding a task): it projects the summary
-    assert ddb_calls[:2] == ["BatchGetItem", "BatchGetItem"], ddb_calls
-    assert set(ddb_calls[2:]) == {"Query"} and len(ddb_calls) <= 2 + len({index_shard(t) for t in tasks})
+    # The counts (the shards' totals, then the days and minutes of the counter shards holding a task), then the
+    # index (one Query per index shard holding a task): it projects the summary, no item is read per task
+    counted = len({counter_shard(t) for t in tasks})
+    assert ddb_calls[0] == "BatchGetItem" and set(ddb_calls[1:]) == {"Query"}, ddb_calls
+    assert len(ddb_calls) <= 1 + 2 * counted + len({index_shard(t) for t in tasks})
     for task in listed:
         assert task["artifacts"] == [uploaded[task["task_id"]]]
 

@@ -1,27 +1,29 @@
-"""Counters, spread over shards so that no one item takes every create (README "Listing tasks at scale").
+"""Counters, spread over shards so that no one item takes every create, and kept small so that no write grows
+(README "Listing tasks at scale").
 
-  shard     PK=COUNTERS#<nn>        SK=COUNTERS  tasks_total, tasks_<status>, tokens_total, cost_usd_total, and per
-                                                 day of creation: `all|<YYYY-MM-DD>`, `<status>|<YYYY-MM-DD>`
-  day       PK=COUNTERS#<nn>#<day>  SK=MINUTES   per minute of that day: `all|<HH:MM>`, `<status>|<HH:MM>`
-  limits    PK=AGENT                SK=COUNTERS  runs_active: a limit checked in a condition, not a tally, so one item
+  shard     PK=COUNTERS#<nn>         SK=COUNTERS      tasks_total, tasks_<status>, tokens_total, cost_usd_total
+  day       PK=COUNTERS#<nn>#DAYS    SK=<YYYY-MM-DD>  all, <status>: the tasks created that day
+  minute    PK=COUNTERS#<nn>#<day>   SK=<HH:MM>       all, <status>: the tasks created in that minute
+  limits    PK=AGENT                 SK=COUNTERS      runs_active: a limit checked in a condition, one item
 
-A task is counted in the shards of its id (CRC-32 of the id, COUNTER_SHARDS of them), in the transaction that writes
-it: the counts are exact whatever runs at the same time. Reads sum the shards (one BatchGetItem). The per-day and
-per-minute counts let a page of the task list find where it starts without reading the tasks before it
-(storage/tasks.py).
+A task is counted in the shard of its id (CRC-32 of the id, COUNTER_SHARDS of them), in the transaction that writes
+it: the counts are exact whatever runs at the same time. DynamoDB bills a write by the whole item's size, and an
+item takes at most 1,000 write units a second: each item here holds a handful of numbers, whatever the number of
+days and minutes counted, so a counted write costs 2 units on each. Reads sum the shards: their totals with one
+BatchGetItem, their days and one day's minutes with one Query per shard (in parallel). The day and minute counts let
+a page of the task list find where it starts without reading the tasks before it (storage/tasks.py).
 """
 
 from __future__ import annotations
 
 import zlib
-from collections import Counter
+from collections import Counter, defaultdict
 from typing import Any
 
-from .dynamo import Table, from_item
+from .dynamo import POOL, Table, from_item
 
-# 32 counter shards. A counted write costs 2 WCU per KB of the shard item and of the day item, which grow with the
-# days and minutes counted (up to 28 KB and 84 KB: benchmarks/counter_writes, README "Listing tasks at scale"), so
-# sustained, an item's 1,000 WCU/s holds a few tasks a second per shard. The list index needs fewer keys.
+# 32 counter shards: a counted write is a transactional write (2 WCU) on three small items of its shard, so each
+# shard item takes 1,000 / 2 = 500 counted writes a second, 16,000 over the shards. The list index needs fewer keys.
 COUNTER_SHARDS = 32
 INDEX_SHARDS = 16  # a divisor of COUNTER_SHARDS: an index shard's counts are those of its counter shards
 LIMITS_KEY = {"PK": {"S": "AGENT"}, "SK": {"S": "COUNTERS"}}
@@ -55,12 +57,20 @@ def shard_key(shard: int) -> dict[str, Any]:
     return {"PK": {"S": f"COUNTERS#{shard:02d}"}, "SK": {"S": "COUNTERS"}}
 
 
+def days_partition(shard: int) -> str:
+    return f"COUNTERS#{shard:02d}#DAYS"
+
+
+def minutes_partition(shard: int, day: str) -> str:
+    return f"COUNTERS#{shard:02d}#{day}"
+
+
 def day_key(shard: int, day: str) -> dict[str, Any]:
-    return {"PK": {"S": f"COUNTERS#{shard:02d}#{day}"}, "SK": {"S": "MINUTES"}}
+    return {"PK": {"S": days_partition(shard)}, "SK": {"S": day}}
 
 
-def bucket(label: str, when: str) -> str:
-    return f"{label}|{when}"
+def minute_key(shard: int, day: str, minute: str) -> dict[str, Any]:
+    return {"PK": {"S": minutes_partition(shard, day)}, "SK": {"S": minute}}
 
 
 def day_of(created_at: str) -> str:
@@ -81,14 +91,14 @@ class Counters(Table):
     ) -> list[dict[str, Any]]:
         """The updates, for the transaction that writes the task, of its shard's counts: `statuses` maps a status to
         +1 or -1 (a create, a move, a delete), ALL to the change of the total; `spend` adds tokens and cost."""
-        shard, day, minute = counter_shard(task_id), day_of(created_at), minute_of(created_at)
+        shard, day = counter_shard(task_id), day_of(created_at)
         totals = {"tasks_total" if label == ALL else f"tasks_{label}": n for label, n in statuses.items()}
-        days = {bucket(label, day): n for label, n in statuses.items()}
         updates = []
         if totals or spend:
-            updates.append(self._add(shard_key(shard), {**totals, **days, **(spend or {})}))
+            updates.append(self._add(shard_key(shard), {**totals, **(spend or {})}))
         if statuses:
-            updates.append(self._add(day_key(shard, day), {bucket(lbl, minute): n for lbl, n in statuses.items()}))
+            updates.append(self._add(day_key(shard, day), statuses))
+            updates.append(self._add(minute_key(shard, day, minute_of(created_at)), statuses))
         return updates
 
     def counters(self) -> dict[str, int | float]:
@@ -96,7 +106,7 @@ class Counters(Table):
         the shards, and runs_active: one BatchGetItem."""
         merged: Counter[str] = Counter()
         for item in self.shard_items().values():
-            merged.update({k: v for k, v in item.items() if "|" not in k and k not in ("PK", "SK")})
+            merged.update({k: v for k, v in item.items() if k not in ("PK", "SK")})
         return {k: int(v) if v % 1 == 0 else float(v) for k, v in merged.items()}
 
     def shard_items(self) -> dict[int, dict[str, Any]]:
@@ -104,9 +114,37 @@ class Counters(Table):
         keys = [shard_key(s) for s in range(COUNTER_SHARDS)] + [LIMITS_KEY]
         return {_shard_of(item): item for item in map(from_item, self.get_many(keys))}
 
-    def minute_counts(self, day: str, shards: list[int]) -> dict[int, dict[str, Any]]:
-        """The per-minute counts of `day` in each of `shards`."""
-        return {_shard_of(item): item for item in map(from_item, self.get_many([day_key(s, day) for s in shards]))}
+    def label_totals(self, label: str) -> dict[int, int]:
+        """counter shard -> tasks under `label` (ALL or a status), from the shard items."""
+        name = "tasks_total" if label == ALL else f"tasks_{label}"
+        return {shard: int(item.get(name, 0)) for shard, item in self.shard_items().items() if shard >= 0}
+
+    def day_counts(self, label: str, shards: list[int]) -> dict[str, dict[int, int]]:
+        """day -> counter shard -> tasks under `label` created that day, for every day counted in `shards`."""
+        days: dict[str, dict[int, int]] = defaultdict(dict)
+        for shard, items in zip(shards, POOL.map(lambda s: self._partition(days_partition(s)), shards), strict=True):
+            for item in items:
+                if item.get(label):
+                    days[item["SK"]][shard] = int(item[label])
+        return days
+
+    def minute_counts(self, label: str, day: str, shards: list[int]) -> dict[int, dict[str, int]]:
+        """counter shard -> minute (HH:MM) -> tasks under `label` created in it on `day`, for each of `shards`."""
+        parts = POOL.map(lambda s: self._partition(minutes_partition(s, day)), shards)
+        return {
+            shard: {item["SK"]: int(item[label]) for item in items if item.get(label)}
+            for shard, items in zip(shards, parts, strict=True)
+        }
+
+    def _partition(self, pk: str) -> list[dict[str, Any]]:
+        """Every item under `pk` (strongly consistent: counts written a moment ago are read)."""
+        request = {
+            "TableName": self.name,
+            "KeyConditionExpression": "PK = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": pk}},
+            "ConsistentRead": True,
+        }
+        return [from_item(item) for page in self.pages(request) for item in page["Items"]]
 
     def _add(self, key: dict[str, Any], deltas: dict[str, Any]) -> dict[str, Any]:
         names = {f"#c{i}": name for i, name in enumerate(deltas)}
@@ -123,6 +161,6 @@ class Counters(Table):
 
 
 def _shard_of(plain: dict[str, Any]) -> int:
-    """COUNTERS#<nn>[#<day>] -> nn; the limits item -> -1."""
+    """COUNTERS#<nn> -> nn; the limits item -> -1."""
     pk = str(plain["PK"])
     return int(pk.split("#")[1]) if pk.startswith("COUNTERS#") else -1

@@ -7,6 +7,7 @@ import json
 import random
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -19,6 +20,9 @@ _ser, _de = TypeSerializer(), TypeDeserializer()
 _CONFLICT_ATTEMPTS = 5
 _CONFLICT_BACKOFF_S = 0.02
 _BATCH_GET_KEYS = 100  # BatchGetItem's limit per call
+# Reads sent at once (one Query per shard): a request costs one round trip however many shards it spans. Its threads
+# start on first use.
+POOL = ThreadPoolExecutor(max_workers=32)
 
 
 def to_item(plain: dict[str, Any]) -> dict[str, Any]:

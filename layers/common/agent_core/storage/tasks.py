@@ -4,17 +4,16 @@
                                GSI ByStatus:  GSI2PK=TASKS#<status>#<index shard>  GSI2SK=<created_at>#<id>
 
 A page of the list (newest first) starts at position (page - 1) * size. The day counts of the counter shards (one
-BatchGetItem) say which day holds that position, that day's minute counts (one more) which minute, and how many of
-the minute's tasks come before it; each index shard is then read from that minute down, no further than its own
-counts say the page can reach (one Query per shard holding tasks of the page). A page reads itself plus the tasks of
-its first minute that come before it: never the pages before it.
+Query per shard, at once) say which day holds that position, that day's minute counts (as many more) which minute,
+and how many of the minute's tasks come before it; each index shard is then read from that minute down, no further
+than its own counts say the page can reach (one Query per shard holding tasks of the page). A page reads itself plus
+the tasks of its first minute that come before it: never the pages before it.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .artifacts import artifact_summaries
@@ -28,11 +27,10 @@ from .counters import (
     minute_of,
     status_index_key,
 )
-from .dynamo import from_item, task_key, to_item
+from .dynamo import POOL, from_item, task_key, to_item
 from .records import RunRecord, TaskRecord, TaskState
 
 BY_CREATED, BY_STATUS = "ByCreated", "ByStatus"
-_POOL = ThreadPoolExecutor(max_workers=INDEX_SHARDS)  # its threads start on first use
 
 
 def task_from_plain(plain: dict[str, Any]) -> TaskRecord:
@@ -144,11 +142,10 @@ class TaskItems(Counters):
     ) -> tuple[int, list[TaskRecord]]:
         """How many tasks match, and the `size` of them from position `start`, newest first."""
         label = status or ALL
-        days: dict[str, dict[int, int]] = defaultdict(dict)  # day -> counter shard -> tasks
-        for shard, item in self.shard_items().items():
-            for name, value in item.items():
-                if name.startswith(f"{label}|") and value:
-                    days[name.split("|", 1)[1]][shard] = int(value)
+        in_shards = self.label_totals(label)  # counter shard -> tasks (one BatchGetItem)
+        if not created_after and start >= sum(in_shards.values()):
+            return sum(in_shards.values()), []  # past the end: nothing to locate
+        days = self.day_counts(label, [shard for shard, n in in_shards.items() if n])  # day -> counter shard -> tasks
         if created_after:
             total = self._count_after(status, days, created_after)
         else:
@@ -159,7 +156,7 @@ class TaskItems(Counters):
         upper, skip, limits = self._window(label, days, start, size)
         reads = [(key, limit) for key, limit in zip(index_keys(status), limits, strict=True) if limit]
         # The shards' Queries at once: a page costs one round trip however many shards it spans.
-        slices = _POOL.map(lambda read: self._index_slice(status, read[0], upper, read[1]), reads)
+        slices = POOL.map(lambda read: self._index_slice(status, read[0], upper, read[1]), reads)
         found = [item for part in slices for item in part]
         found.sort(key=lambda item: item["GSI1SK"]["S"], reverse=True)
         return total, [task_from_plain(from_item(item)) for item in found[skip : skip + size]]
@@ -193,10 +190,9 @@ class TaskItems(Counters):
     def _minutes(self, label: str, day: str, shards: list[int]) -> dict[str, dict[int, int]]:
         """minute -> index shard -> tasks, for the tasks of `day` counted in the counter `shards`."""
         minutes: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-        for shard, item in self.minute_counts(day, shards).items():
-            for name, value in item.items():
-                if name.startswith(f"{label}|") and value:
-                    minutes[name.split("|", 1)[1]][shard % INDEX_SHARDS] += int(value)
+        for shard, counts in self.minute_counts(label, day, shards).items():
+            for minute, n in counts.items():
+                minutes[minute][shard % INDEX_SHARDS] += n
         return minutes
 
     def _count_after(self, status: str | None, days: dict[str, dict[int, int]], after: str) -> int:
@@ -216,7 +212,7 @@ class TaskItems(Counters):
             request = self._index_query(status, keys[shard], between=within) | {"Select": "COUNT"}
             return sum(page["Count"] for page in self.pages(request))
 
-        return total + sum(_POOL.map(count, minutes.get(minute, {})))
+        return total + sum(POOL.map(count, minutes.get(minute, {})))
 
     def _index_slice(self, status: str | None, key: str, upper: str, limit: int) -> list[dict[str, Any]]:
         """The newest `limit` tasks of one index shard created before `upper`."""
