@@ -81,3 +81,42 @@ def test_update_expressions_use_each_requests_own_names_and_values(speed_table: 
             TableName="speed", Key={"PK": {"S": "a"}}, UpdateExpression="SET PK = :v",
             ExpressionAttributeValues={":v": {"S": "other"}},
         )  # fmt: skip
+
+
+def test_a_table_query_reads_its_partition_in_order_with_paging(aws_mock: None) -> None:
+    # Given a table with a sort key and an index, items in two partitions (the table's Query lists one partition)
+    ddb = boto3.client("dynamodb")
+    ddb.create_table(
+        TableName="parts",
+        KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("PK", "SK", "G")],
+        GlobalSecondaryIndexes=[{"IndexName": "ByG", "KeySchema": [{"AttributeName": "G", "KeyType": "HASH"}],
+                                 "Projection": {"ProjectionType": "ALL"}}],
+        BillingMode="PAY_PER_REQUEST",
+    )  # fmt: skip
+    for pk, sks in (("b", "zyx"), ("a", "dcab"), ("c", "")):
+        for sk in sks:
+            ddb.put_item(TableName="parts", Item={"PK": {"S": pk}, "SK": {"S": sk}, "G": {"S": "all"}})
+
+    def query(pk: str, **extra: Any) -> list[str]:
+        request = {"TableName": "parts", "KeyConditionExpression": "PK = :pk", **extra}
+        request["ExpressionAttributeValues"] = {":pk": {"S": pk}, **request.get("ExpressionAttributeValues", {})}
+        found, start = [], None
+        while True:
+            page = ddb.query(**request, Limit=3, **({"ExclusiveStartKey": start} if start else {}))
+            found += [item["SK"]["S"] for item in page["Items"]]
+            if not (start := page.get("LastEvaluatedKey")):
+                return found
+
+    # Then each reads its own partition, in sort key order either way, across pages, with key conditions
+    assert query("a") == ["a", "b", "c", "d"]
+    assert query("a", ScanIndexForward=False) == ["d", "c", "b", "a"]
+    assert query("b", KeyConditionExpression="PK = :pk AND SK > :x", ExpressionAttributeValues={":x": {"S": "x"}}) == [
+        "y", "z"]  # fmt: skip
+    assert query("missing") == [] and query("c") == []
+    # And an index Query still sees every partition
+    index = ddb.query(TableName="parts", IndexName="ByG", KeyConditionExpression="G = :g",
+                      ExpressionAttributeValues={":g": {"S": "all"}})["Items"]  # fmt: skip
+    assert sorted(item["PK"]["S"] + item["SK"]["S"] for item in index) == ["aa", "ab", "ac", "ad", "bx", "by", "bz"]
+    # And no empty partition was made by asking
+    assert ddb.scan(TableName="parts")["Count"] == 7
