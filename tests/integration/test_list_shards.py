@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from agent_core import aws
+from agent_core.storage import counters
 from agent_core.storage.counters import INDEX_SHARDS, index_shard
 from agent_core.storage.records import TaskRecord
 from agent_core.storage.table import get_table
@@ -83,6 +84,20 @@ def test_pages_in_order_hold_every_task_once_with_an_exact_total(api: Any, store
         for size in (3, 100):
             ids, totals = _all_pages(api, size, **({"status": status} if status else {}))
 
+            assert ids == expected and totals == {len(expected)}, (status, size)
+
+
+def test_pages_are_the_same_when_a_days_minutes_are_read_one_at_a_time(
+    api: Any, stored: list[TaskRecord], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the minute counts read in the smallest rounds: one minute item per shard first, then 4, 16, ...
+    monkeypatch.setattr(counters, "_FIRST_MINUTES", 1)
+    for status in (None, "created"):
+        expected = _newest_first([r for r in stored if status in (None, r.status)])
+        for size in (1, 4):
+            # When every page is read
+            ids, totals = _all_pages(api, size, **({"status": status} if status else {}))
+            # Then they are the list in order, each task once, whatever shard read ahead of another
             assert ids == expected and totals == {len(expected)}, (status, size)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import zlib
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 from .dynamo import POOL, Table, from_item
@@ -27,6 +28,7 @@ from .dynamo import POOL, Table, from_item
 COUNTER_SHARDS = 32
 INDEX_SHARDS = 16  # a divisor of COUNTER_SHARDS: an index shard's counts are those of its counter shards
 LIMITS_KEY = {"PK": {"S": "AGENT"}, "SK": {"S": "COUNTERS"}}
+_FIRST_MINUTES = 16  # minute items read per shard in a page's first round (then 4 times as many each round)
 ALL = "all"  # the label of counts over every status
 
 
@@ -128,23 +130,69 @@ class Counters(Table):
                     days[item["SK"]][shard] = int(item[label])
         return days
 
-    def minute_counts(self, label: str, day: str, shards: list[int]) -> dict[int, dict[str, int]]:
-        """counter shard -> minute (HH:MM) -> tasks under `label` created in it on `day`, for each of `shards`."""
-        parts = POOL.map(lambda s: self._partition(minutes_partition(s, day)), shards)
+    def minute_counts(self, label: str, day: str, shards: list[int], since: str = "") -> dict[int, dict[str, int]]:
+        """counter shard -> minute (HH:MM) -> tasks under `label` created in it on `day` (from minute `since` on),
+        for each of `shards`."""
+        parts = POOL.map(lambda s: list(self._items(minutes_partition(s, day), since=since)), shards)
         return {
             shard: {item["SK"]: int(item[label]) for item in items if item.get(label)}
             for shard, items in zip(shards, parts, strict=True)
         }
 
-    def _partition(self, pk: str) -> list[dict[str, Any]]:
-        """Every item under `pk` (strongly consistent: counts written a moment ago are read)."""
-        request = {
+    def minutes_newest_first(self, label: str, day: str, shards: list[int]) -> Iterator[tuple[str, dict[int, int]]]:
+        """(minute, counter shard -> tasks under `label`) for `day`, newest minute first, over `shards`.
+
+        Read in rounds, each shard's newest minutes first, four times as many each round: a minute is handed out once
+        every shard has been read back to it, and a caller that stops early (a page found its start) reads no more."""
+        cursors: dict[int, dict[str, Any] | None] = dict.fromkeys(shards)  # shard -> where its next Query starts
+        oldest: dict[int, str] = {}  # shard -> the oldest minute read from it so far
+        found: dict[str, dict[int, int]] = defaultdict(dict)
+        batch = _FIRST_MINUTES
+
+        def read(shard: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+            start = cursors[shard]
+            page = self.client.query(
+                TableName=self.name,
+                KeyConditionExpression="PK = :pk",
+                ExpressionAttributeValues={":pk": {"S": minutes_partition(shard, day)}},
+                ConsistentRead=True,
+                ScanIndexForward=False,
+                Limit=batch,
+                **({"ExclusiveStartKey": start} if start else {}),
+            )
+            return [from_item(item) for item in page["Items"]], page.get("LastEvaluatedKey")
+
+        while cursors:
+            for shard, (items, next_start) in zip(list(cursors), POOL.map(read, list(cursors)), strict=True):
+                if next_start is None:
+                    del cursors[shard]  # read back to its first minute
+                else:
+                    cursors[shard] = next_start
+                if items:
+                    oldest[shard] = items[-1]["SK"]
+                for item in items:
+                    if item.get(label):
+                        found[item["SK"]][shard] = int(item[label])
+            # A shard still being read has handed out every minute from its oldest on ("~": none read yet).
+            complete_from = max((oldest.get(shard, "~") for shard in cursors), default="")
+            for minute in sorted((m for m in found if m >= complete_from), reverse=True):
+                yield minute, found.pop(minute)
+            batch *= 4
+
+    def _items(self, pk: str, *, since: str = "") -> Iterator[dict[str, Any]]:
+        """The items under `pk` (with sort keys from `since` on), strongly consistent."""
+        request: dict[str, Any] = {
             "TableName": self.name,
-            "KeyConditionExpression": "PK = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": pk}},
+            "KeyConditionExpression": "PK = :pk" + (" AND SK >= :since" if since else ""),
+            "ExpressionAttributeValues": {":pk": {"S": pk}, **({":since": {"S": since}} if since else {})},
             "ConsistentRead": True,
         }
-        return [from_item(item) for page in self.pages(request) for item in page["Items"]]
+        for page in self.pages(request):
+            yield from map(from_item, page["Items"])
+
+    def _partition(self, pk: str) -> list[dict[str, Any]]:
+        """Every item under `pk` (strongly consistent: counts written a moment ago are read)."""
+        return list(self._items(pk))
 
     def _add(self, key: dict[str, Any], deltas: dict[str, Any]) -> dict[str, Any]:
         names = {f"#c{i}": name for i, name in enumerate(deltas)}

@@ -170,9 +170,10 @@ class TaskItems(Counters):
             if not upper and before + sum(days[day].values()) <= start:
                 before += sum(days[day].values())
                 continue
-            minutes = self._minutes(label, day, list(days[day]))
-            for minute in sorted(minutes, reverse=True):
-                counts = minutes[minute]
+            for minute, in_shards in self.minutes_newest_first(label, day, list(days[day])):
+                counts: dict[int, int] = defaultdict(int)  # index shard -> tasks
+                for shard, n in in_shards.items():
+                    counts[shard % INDEX_SHARDS] += n
                 in_minute = sum(counts.values())
                 if not upper:
                     if before + in_minute <= start:
@@ -187,10 +188,11 @@ class TaskItems(Counters):
                     return upper, skip, limits
         return upper, skip, limits  # the counts ran out first (the index lags them): a short page
 
-    def _minutes(self, label: str, day: str, shards: list[int]) -> dict[str, dict[int, int]]:
-        """minute -> index shard -> tasks, for the tasks of `day` counted in the counter `shards`."""
+    def _minutes_of(self, label: str, day: str, shards: list[int], since: str) -> dict[str, dict[int, int]]:
+        """minute -> index shard -> tasks, for the tasks of `day` from minute `since` on, counted in the counter
+        `shards`."""
         minutes: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-        for shard, counts in self.minute_counts(label, day, shards).items():
+        for shard, counts in self.minute_counts(label, day, shards, since=since).items():
             for minute, n in counts.items():
                 minutes[minute][shard % INDEX_SHARDS] += n
         return minutes
@@ -202,7 +204,7 @@ class TaskItems(Counters):
         total = sum(n for d, per_shard in days.items() if d > day for n in per_shard.values())
         if day not in days:
             return total
-        minutes = self._minutes(status or ALL, day, list(days[day]))
+        minutes = self._minutes_of(status or ALL, day, list(days[day]), since=minute)
         total += sum(n for m, per_shard in minutes.items() if m > minute for n in per_shard.values())
         keys = index_keys(status)
         # `#` sorts after every character of the timestamp, so equal times are excluded ("after").
