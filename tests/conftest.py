@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from devserver.moto_patches import patch_moto
 from devserver.resources import LOCAL_CREDENTIALS, create_resources, free_port
 from devserver.template import Template
 from tests.fake_model import FakeModelAPI
+from tests.tools import bubblewrap_missing, chromium_missing, curl_missing, require
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = Template()
@@ -49,6 +51,25 @@ def _process_stays_dumpable() -> Iterator[None]:
     yield
     if sys.platform.startswith("linux"):
         assert ctypes.CDLL(None).prctl(3, 0, 0, 0, 0) == 1, "a test made the test process non-dumpable"
+
+
+@pytest.fixture(scope="session")
+def bubblewrap() -> None:
+    """The test needs bubblewrap: skipped without it locally, failed without it in CI (tests/tools.py)."""
+    require(bubblewrap_missing())
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The path of headless Chromium: skipped without it locally, failed without it in CI."""
+    require(chromium_missing())
+    return str(shutil.which("chromium"))
+
+
+@pytest.fixture(scope="session")
+def curl() -> None:
+    """The test needs curl: skipped without it locally, failed without it in CI."""
+    require(curl_missing())
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,6 @@ directory. Every request it makes must succeed, so the examples cannot drift fro
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -37,7 +36,7 @@ def _requests(stderr: str) -> list[tuple[int, str, str]]:
     return [(int(code), method, url) for code, method, url in re.findall(r"^HTTP (\d+) (\S+) (\S+)$", stderr, re.M)]
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="the README's examples use curl")
+@pytest.mark.usefixtures("curl")
 @pytest.mark.parametrize(
     ("line", "block"), _api_blocks(), ids=lambda value: f"README.md:{value}" if isinstance(value, int) else ""
 )

@@ -11,7 +11,6 @@ import asyncio
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -21,14 +20,10 @@ from typing import Any
 
 import pytest
 
-from agent_core.sandbox.isolation import Bubblewrap
 from tests.fake_model import FakeModelAPI, completion, tool_call
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = [
-    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="bubblewrap is Linux's"),
-    pytest.mark.skipif(Bubblewrap().unavailable() is not None, reason="bubblewrap cannot run here (make installs it)"),
-]
+pytestmark = pytest.mark.usefixtures("bubblewrap")
 
 # Switches the audit hook off and gets round its import check, as the issue's attacks did; prints what it achieved.
 DISARM = r"""

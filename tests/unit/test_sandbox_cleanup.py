@@ -19,7 +19,7 @@ from agent_core.sandbox.cleanup import empty_dir, remove_tree
 from agent_core.sandbox.isolation import Bubblewrap, choose
 
 ROOT = Path(__file__).resolve().parents[2]
-needs_bwrap = pytest.mark.skipif(Bubblewrap().unavailable() is not None, reason="bubblewrap cannot run here")
+needs_bwrap = pytest.mark.usefixtures("bubblewrap")
 
 
 def test_remove_tree_takes_a_tree_deeper_than_python_can_recurse(tmp_path: Path) -> None:
