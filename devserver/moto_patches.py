@@ -9,6 +9,9 @@
 - Requests do not queue behind each other for nothing: moto takes one process-wide lock on every request to see
   whether the account's backend exists yet; with a dozen threads busy, that lock convoys behind the GIL (a burst
   of 50 WebSocket handshakes spent more time there than in DynamoDB). Once it exists, no lock is needed.
+- A stop right after a start stops the execution: moto marks an execution RUNNING before its worker thread has
+  parsed the definition and made its environment, and `StopExecution` in that gap raised AttributeError (a 500 to
+  the caller, and the execution went on). The stop now waits, bounded, for the environment.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from moto.core.base_backend import BackendDict
 from moto.dynamodb import models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
 from .moto_speed import patch_speed
 
@@ -45,6 +49,7 @@ def patch_moto() -> None:
     # moto's own whole-table backup becomes a no-op (a Table "copies" to itself); _transact keeps item backups.
     models.copy = types.SimpleNamespace(deepcopy=_deepcopy_but_tables)  # type: ignore[attr-defined]
     DynamoDBBackend.transact_write_items = _transact(DynamoDBBackend.transact_write_items)  # type: ignore[method-assign]
+    _stop_waits_for_start()
 
 
 def _unless_exists(create: Any) -> Any:
@@ -103,3 +108,30 @@ def _backup(backend: DynamoDBBackend, op: dict[str, Any]) -> Any:
             table.items[hash_key] = before
 
     return restore
+
+
+_ENVIRONMENT_WAIT_S = 30.0  # parsing the definition takes milliseconds; a loaded machine may take far longer
+
+
+def _stop_waits_for_start() -> None:
+    made = ExecutionWorker._get_evaluation_environment
+    stop = ExecutionWorker.stop
+
+    def environment(self: ExecutionWorker) -> Any:
+        env = made(self)
+        self.env = env  # before the event: a stop that was waiting finds it
+        _ready(self).set()
+        return env
+
+    def stop_when_started(self: ExecutionWorker, **kwargs: Any) -> None:
+        if self.env is None and not _ready(self).wait(_ENVIRONMENT_WAIT_S):
+            raise RuntimeError("the execution's worker did not start")
+        stop(self, **kwargs)
+
+    ExecutionWorker._get_evaluation_environment = environment  # type: ignore[method-assign]
+    ExecutionWorker.stop = stop_when_started  # type: ignore[method-assign]
+
+
+def _ready(worker: ExecutionWorker) -> threading.Event:
+    # setdefault on the instance's dict is atomic under the GIL: the stopping and the starting thread share one event.
+    return worker.__dict__.setdefault("_environment_ready", threading.Event())  # type: ignore[no-any-return]

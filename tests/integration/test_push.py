@@ -5,7 +5,6 @@ gone is simulated by API Gateway's own 410 answer."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +19,7 @@ from devserver import apigw, lambdas
 from devserver.gateway import load_handler
 from devserver.template import Route
 from tests.conftest import ROOT, TEMPLATE
+from tests.waiting import wait_until
 
 WS = TEMPLATE.of_type("AWS::Serverless::Function")["WsFunction"]
 ROUTE = Route("WsFunction", "WEBSOCKET", "WsFunction", ROOT / WS["CodeUri"], WS["Handler"])
@@ -33,9 +33,7 @@ def ws(route_key: str, connection_id: str, *, query: dict[str, str] | None = Non
         "body": json.dumps(body) if body is not None else None,
     }
     answer = load_handler(ROUTE)(event, apigw.LambdaContext(function_name="WsFunction"))
-    deadline = time.monotonic() + 10
-    while lambdas.in_flight() and time.monotonic() < deadline:  # the first message, sent by an async invocation
-        time.sleep(0.01)
+    wait_until(lambda: not lambdas.in_flight(), what="the first message (sent by an async invocation)")
     return int(answer["statusCode"])
 
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -24,6 +26,7 @@ from devserver.executions import ExecutionEvents
 from devserver.resources import state_machine_definition
 from tests.conftest import TEMPLATE
 from tests.fake_model import Reply, completion, failure, tool_call
+from tests.waiting import wait_until
 
 MACHINE = "AgentRunStateMachine"
 
@@ -45,6 +48,22 @@ def script(writes: int, *, delay_s: float = 0.0) -> Callable[[dict[str, Any]], R
         return answer
 
     return reply
+
+
+class Held:
+    """A model whose answers wait until the test releases them: the test knows a step is talking to the model,
+    and decides when that step may finish."""
+
+    def __init__(self, answer: Callable[[dict[str, Any]], Reply]) -> None:
+        self.answer, self.asked, self.released = answer, threading.Event(), threading.Event()
+
+    def __call__(self, request: dict[str, Any]) -> Reply:
+        self.asked.set()
+        self.released.wait(30)  # bounded: a test that forgets to release fails on its own assertions, not here
+        return self.answer(request)
+
+    def wait_asked(self) -> None:
+        assert self.asked.wait(30), "no step asked the model"
 
 
 class Runs:
@@ -212,7 +231,10 @@ def test_a_run_past_its_time_limit_fails_with_the_reason(runs_api: Runs, model_a
     run = runs_api.wait_ended(task_id)
 
     assert run["status"] == "failed" and run["reason"] == "the run exceeded its time limit (1 s)"
-    assert run["steps"] <= 4  # stopped by the limit (a slow first step may leave none done)
+    assert run["steps"] < run["max_steps"]  # stopped by the limit, not the budget
+    # No step began after the deadline (whole seconds after the start, so at most 2 s after started_at).
+    limit = datetime.fromisoformat(run["started_at"]) + timedelta(seconds=2)
+    assert all(datetime.fromisoformat(s["created_at"]) < limit for s in runs_api.steps(task_id))
 
 
 def test_the_state_machines_own_timeout_fails_the_task(runs_api: Runs, model_api: Any) -> None:
@@ -228,21 +250,21 @@ def test_the_state_machines_own_timeout_fails_the_task(runs_api: Runs, model_api
 
 
 def test_cancel_stops_the_run_and_keeps_the_step_under_way(runs_api: Runs, model_api: Any) -> None:
-    model_api.side_effect = script(1000, delay_s=0.5)
+    model_api.side_effect = held = Held(script(1000))
     task_id = runs_api.task()
     run_id = runs_api.start(task_id).json()["run_id"]
-    time.sleep(0.2)  # the first step is talking to the model
+    held.wait_asked()  # the first step is talking to the model
 
     cancelled = runs_api.api("POST", f"/tasks/{task_id}/cancel")
+    held.released.set()
     runs_api.settle()
-    time.sleep(0.6)  # the step under way has finished meanwhile
+    steps = wait_until(lambda: [s for s in runs_api.steps(task_id) if s["status"] == "completed"], what="the step")
 
     assert cancelled.status == 200
     assert cancelled.json() == {**cancelled.json(), "status": "failed", "reason": "cancelled", "run_id": run_id}
     assert runs_api.execution(run_id)["status"] == "ABORTED"
     assert runs_api.api("GET", f"/tasks/{task_id}").json()["status"] == "failed"
-    steps = runs_api.steps(task_id)
-    assert steps and steps[0]["status"] == "completed"  # the step under way was kept
+    assert len(steps) == 1  # the step under way was kept, and no other began
     assert runs_api.active() == 0
     # The task is free again: a manual step, then another run
     model_api.side_effect = script(0)
@@ -252,12 +274,13 @@ def test_cancel_stops_the_run_and_keeps_the_step_under_way(runs_api: Runs, model
 
 
 def test_deleting_a_task_stops_its_run_and_frees_its_slot(runs_api: Runs, model_api: Any) -> None:
-    model_api.side_effect = script(1000, delay_s=0.3)
+    model_api.side_effect = held = Held(script(1000))
     task_id = runs_api.task()
     run_id = runs_api.start(task_id).json()["run_id"]
-    time.sleep(0.1)
+    held.wait_asked()
 
     deleted = runs_api.api("DELETE", f"/tasks/{task_id}")
+    held.released.set()
     runs_api.settle()
 
     assert deleted.status == 200
@@ -322,7 +345,8 @@ def test_restart_resumes_interrupted_runs_from_their_last_completed_step(runs_ap
     model_api.side_effect = script(4, delay_s=0.3)
     tasks = [runs_api.task(), runs_api.task()]
     first_runs = [runs_api.start(t).json()["run_id"] for t in tasks]
-    time.sleep(0.8)  # a step or two each
+    for task_id in tasks:  # a step or more each before the restart
+        wait_until(lambda task_id=task_id: runs_api.steps(task_id), what="a first step")
     before = runs_api.api("GET", "/status").json()["uptime"]
 
     restarted = runs_api.api("POST", "/restart", headers={"Accept-Language": "zh"})
@@ -436,3 +460,74 @@ def test_ends_arriving_together_give_the_slot_back_once(runs_api: Runs, model_ap
 
     assert min(seen) >= 0 and runs_api.active() == 0
     assert {runs_api.run(t)["status"] for t in tasks} == {"failed"}
+
+
+def test_a_cancel_right_after_the_start_stops_the_execution(runs_api: Runs, model_api: Any, monkeypatch) -> None:
+    """Step Functions accepts a stop at once; moto's interpreter had a gap (the execution RUNNING, its worker not
+    yet started) where a stop raised. The gap is held open here until the stop arrives."""
+    from moto.stepfunctions.parser.backend.execution import Execution
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    stopping = threading.Event()
+    parse, stop = ExecutionWorker._get_evaluation_entrypoint, Execution.stop
+
+    def parse_once_stopping(worker: Any) -> Any:
+        assert stopping.wait(30), "no stop came"
+        return parse(worker)
+
+    def stop_and_let_it_parse(execution: Any, **kwargs: Any) -> None:
+        stopping.set()
+        stop(execution, **kwargs)
+
+    monkeypatch.setattr(ExecutionWorker, "_get_evaluation_entrypoint", parse_once_stopping)
+    monkeypatch.setattr(Execution, "stop", stop_and_let_it_parse)
+    model_api.side_effect = script(1000)
+    task_id = runs_api.task()
+    run_id = runs_api.start(task_id).json()["run_id"]
+
+    cancelled = runs_api.api("POST", f"/tasks/{task_id}/cancel")
+    runs_api.settle()
+
+    assert cancelled.status == 200 and cancelled.json()["reason"] == "cancelled"
+    assert runs_api.execution(run_id)["status"] == "ABORTED"
+    assert runs_api.steps(task_id) == [] and model_api.call_count == 0
+    assert runs_api.active() == 0
+
+
+def test_a_cancel_ends_the_run_when_step_functions_refuses_the_stop(runs_api: Runs, model_api: Any) -> None:
+    """Whatever StopExecution answers, the cancel answers 200, the run ends cancelled and its slot is free; the
+    execution the stop did not reach ends at its next step."""
+    model_api.side_effect = held = Held(script(1000))
+    task_id = runs_api.task()
+    run_id = runs_api.start(task_id).json()["run_id"]
+    held.wait_asked()
+    refuse = RefuseStop()
+    aws.client("stepfunctions").meta.events.register("before-call.sfn.StopExecution", refuse)
+
+    cancelled = runs_api.api("POST", f"/tasks/{task_id}/cancel")
+    active = runs_api.active()
+    held.released.set()
+    runs_api.settle()
+
+    assert refuse.calls >= 1  # the stop was asked for, and refused
+    assert cancelled.status == 200 and cancelled.json()["status"] == "failed"
+    assert cancelled.json()["reason"] == "cancelled" and active == 0
+    assert runs_api.execution(run_id)["status"] == "FAILED"  # its next step found the run no longer current
+    run = runs_api.run(task_id)
+    assert (run["status"], run["reason"]) == ("failed", "cancelled")
+    assert len(runs_api.steps(task_id)) == 1  # the step under way was kept, and no other began
+    assert runs_api.api("GET", f"/tasks/{task_id}").json()["status"] == "failed"
+
+
+class RefuseStop:
+    """A botocore before-call handler: Step Functions answers StopExecution with a 500."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        from botocore.awsrequest import AWSResponse
+
+        self.calls += 1
+        error = {"Error": {"Code": "InternalFailure", "Message": "refused by the test"}}
+        return AWSResponse("https://states.test", 500, {}, None), {**error, "ResponseMetadata": {"HTTPStatusCode": 500}}

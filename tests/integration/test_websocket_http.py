@@ -24,11 +24,18 @@ def ws_url(live_server: str) -> str:
 
 
 async def collect(
-    url: str, until: Callable[[Message], bool], limit_s: float = 60, ready: asyncio.Semaphore | None = None
+    url: str,
+    until: Callable[[Message], bool],
+    limit_s: float = 60,
+    ready: asyncio.Semaphore | None = None,
+    opened: asyncio.Event | None = None,
 ) -> list[Message]:
-    """The messages of one connection until `until` says so; `ready` is released at its first message."""
+    """The messages of one connection until `until` says so; `ready` is released at its first message, `opened`
+    set once the handshake is done (the server has subscribed the connection by then)."""
     messages: list[Message] = []
     async with websockets.connect(url, open_timeout=30) as socket:
+        if opened is not None:
+            opened.set()
         deadline = time.monotonic() + limit_s
         while time.monotonic() < deadline:
             try:
@@ -65,10 +72,11 @@ def test_watchers_see_a_run_from_its_current_status_to_completed(live_server: st
         welcomed = asyncio.Semaphore(0)
         watchers = [asyncio.create_task(collect(url, ended, ready=welcomed)) for _ in range(50)]
         log_url = f"{ws_url(live_server)}/logs/ws?task_id={task_id}"
-        logs = asyncio.create_task(collect(log_url, lambda m: "run completed" in m["message"], 40))
-        for _ in watchers:  # every watcher has its first message (the log stream needs none)
+        logs_open = asyncio.Event()
+        logs = asyncio.create_task(collect(log_url, lambda m: "run completed" in m["message"], 40, opened=logs_open))
+        for _ in watchers:  # every watcher has its first message (the log stream has none: it is open)
             await asyncio.wait_for(welcomed.acquire(), timeout=60)
-        await asyncio.sleep(0.5)
+        await asyncio.wait_for(logs_open.wait(), timeout=60)
         assert http.post(f"/tasks/{task_id}/run").status_code == 202
         return list(await asyncio.gather(*watchers)), await logs
 
@@ -108,8 +116,9 @@ def test_a_client_that_leaves_is_forgotten(live_server: str, http: httpx.Client)
     async def scenario() -> list[Message]:
         async with websockets.connect(url) as leaving:
             await leaving.recv()  # its first message; then it goes
-        stays = asyncio.create_task(collect(url, ended))
-        await asyncio.sleep(1)
+        welcomed = asyncio.Semaphore(0)
+        stays = asyncio.create_task(collect(url, ended, ready=welcomed))
+        await asyncio.wait_for(welcomed.acquire(), timeout=60)
         http.post(f"/tasks/{task_id}/steps")
         for _ in range(3):
             http.post(f"/tasks/{task_id}/steps")

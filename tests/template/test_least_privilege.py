@@ -5,7 +5,6 @@ AWS calls each function really makes through its routes (botocore's own events, 
 from __future__ import annotations
 
 import json
-import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from agent_core.config import get_settings
 from devserver.apigw import LambdaContext
 from devserver.gateway import load_handler
 from devserver.template import Route, Template
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = Template()
@@ -348,8 +348,8 @@ def _call(function: str, api: Any, event: dict[str, Any], wait: Any = None) -> A
     api.function = function
     try:
         answer = load_handler(_function_route(function))(event, LambdaContext(function_name=function))
-        while wait is not None and wait():  # what it started asynchronously is its own doing too
-            time.sleep(0.01)
+        if wait is not None:  # what it started asynchronously is its own doing too
+            wait_until(lambda: not wait(), what=f"{function}'s asynchronous work")
         return answer
     finally:
         api.function = None

@@ -3,12 +3,16 @@ is named by its run's id, so its ARN follows from the run and nothing else needs
 
 from __future__ import annotations
 
-import contextlib
 import json
 from typing import Any
 
+from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
+
 from . import aws
 from .config import get_settings
+
+logger = Logger(child=True)
 
 
 def execution_arn(run_id: str) -> str:
@@ -23,11 +27,19 @@ def start(run_id: str, state: dict[str, Any]) -> None:
     )
 
 
-def stop(run_id: str, *, cause: str) -> None:
-    """Stops the run's execution; one that has ended already, or never started, is left as it is."""
+def stop(run_id: str, *, cause: str) -> bool:
+    """Stops the run's execution; one that has ended already, or never started, is left as it is. False when Step
+    Functions refused the stop (after botocore's retries): callers have ended the run already, and the execution
+    ends at its next step, which finds that its run no longer holds the task."""
     client = aws.client("stepfunctions")
-    with contextlib.suppress(client.exceptions.ExecutionDoesNotExist):
+    try:
         client.stop_execution(executionArn=execution_arn(run_id), cause=cause)
+    except client.exceptions.ExecutionDoesNotExist:
+        pass
+    except (ClientError, BotoCoreError):
+        logger.exception("the run's execution could not be stopped", extra={"run_id": run_id})
+        return False
+    return True
 
 
 def status(run_id: str) -> str | None:

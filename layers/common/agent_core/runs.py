@@ -195,12 +195,13 @@ def stop_for_deletion(state: TaskState) -> None:
 
 
 def _stop(state: TaskState, *, why: str) -> RunRecord:
+    """Ends the run first, then stops its execution: whatever the stop answers, the run has ended and its slot is
+    free. An execution the stop did not reach ends at its next step, which finds the run no longer holds the task;
+    its status event then finds nothing left to end."""
     assert state.run is not None
-    run = replace(state.run, stop_reason=why)
-    with contextlib.suppress(Conflict):  # (a Conflict: the run ended meanwhile)
-        store().record(run)  # the execution's ABORTED event finds the reason here, should it come first
-    orchestration.stop(run.run_id, cause=why)
-    return end_run(state, run, status="failed", reason=why)
+    ended = end_run(state, replace(state.run, stop_reason=why), status="failed", reason=why)
+    orchestration.stop(ended.run_id, cause=why)
+    return ended
 
 
 # -- inside the execution -----------------------------------------------------------------------------------------

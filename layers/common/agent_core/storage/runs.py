@@ -116,10 +116,6 @@ class RunStore:
             return False
         return True
 
-    def record(self, run: RunRecord) -> None:
-        """Stores the run's record on its task while the run still holds it (a stop reason, say); Conflict if not."""
-        self.table.transact([self._update_run(run, expected_run_id=run.run_id, keep_holding=True)])
-
     def end(self, state: TaskState, run: RunRecord, *, status: str) -> None:
         """Frees the task from the run, with the run's final record, and gives the task `status`. Conflict when the
         run no longer holds the task or its status changed since `state` was read."""
