@@ -121,3 +121,32 @@ def test_the_artifact_list_changes_its_etag_with_an_upload(api, new_task) -> Non
 def test_answers_without_an_etag_are_not_stored(api, path: str) -> None:
     response = api("GET", path)
     assert response.header("etag") is None and response.header("cache-control") == "no-store"
+
+
+def test_a_replaced_file_changes_the_tasks_etag(api, new_task) -> None:
+    """A file uploaded again to its path keeps its artifact id: only the task's modified_at says it changed."""
+    task_id = new_task()["task_id"]
+    path = f"/tasks/{task_id}"
+
+    def upload(content: str) -> dict[str, Any]:
+        boundary = "b0undary"
+        body = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n'
+            f"Content-Type: text/plain\r\n\r\n{content}\r\n--{boundary}--\r\n"
+        ).encode()
+        answer = api(
+            "POST",
+            f"{path}/artifacts",
+            body=body,
+            headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+        )
+        assert answer.status == 200, answer.body
+        return dict(answer.json())
+
+    first = upload("hello")
+    etag = _tag(api, path)
+    second = upload("hello, and more")
+    again = _revalidate(api, path, etag)
+
+    assert second["artifact_id"] == first["artifact_id"]
+    assert again.status == 200 and again.json()["artifacts"][0]["file_size"] == len("hello, and more")

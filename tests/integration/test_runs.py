@@ -531,3 +531,52 @@ class RefuseStop:
         self.calls += 1
         error = {"Error": {"Code": "InternalFailure", "Message": "refused by the test"}}
         return AWSResponse("https://states.test", 500, {}, None), {**error, "ResponseMetadata": {"HTTPStatusCode": 500}}
+
+
+def test_watchers_are_told_when_a_run_ends(runs_api: Runs, model_api: Any) -> None:
+    from tests.integration.test_push import received, ws
+
+    model_api.side_effect = script(1)
+    done, cancelled = runs_api.task(), runs_api.task()
+    assert ws("$connect", "watch-done", query={"task_id": done}) == 200
+    assert ws("$connect", "watch-cancelled", query={"task_id": cancelled}) == 200
+
+    runs_api.start(done)
+    runs_api.wait_ended(done)
+    model_api.side_effect = held = Held(script(1000))
+    runs_api.start(cancelled)
+    held.wait_asked()
+    runs_api.api("POST", f"/tasks/{cancelled}/cancel")
+    held.released.set()
+    runs_api.settle()
+
+    ends = {
+        cid: [(m["status"], m["current_step"]) for m in received(cid) if (m["current_step"] or "").startswith("run ")]
+        for cid in ("watch-done", "watch-cancelled")
+    }
+    assert ends["watch-done"] == [("running", "run started"), ("completed", "run completed")]
+    assert ends["watch-cancelled"] == [("running", "run started"), ("failed", "run failed: cancelled")]
+
+
+def test_a_restart_keeps_the_runs_step_budget(runs_api: Runs, model_api: Any) -> None:
+    second_asked, restarted = threading.Event(), threading.Event()
+    never_done = script(1000)
+
+    def model(request: dict[str, Any]) -> Reply:
+        if model_api.call_count == 2:  # the run's second step: held until the restart has happened
+            second_asked.set()
+            restarted.wait(30)
+        return never_done(request)
+
+    model_api.side_effect = model
+    task_id = runs_api.task()
+    first = runs_api.start(task_id, max_steps=3).json()["run_id"]
+    assert second_asked.wait(30), "the run's second step never asked the model"
+
+    resumed = runs_api.api("POST", "/restart").json()["resumed_tasks"]
+    restarted.set()
+    run = runs_api.wait_ended(task_id)
+
+    assert resumed == [task_id] and run["run_id"] != first
+    assert run["status"] == "failed" and run["reason"].startswith("the run's step budget (3 steps)")
+    assert len(runs_api.steps(task_id)) == 3  # the budget counts the steps taken before the restart too
