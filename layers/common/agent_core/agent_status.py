@@ -12,7 +12,6 @@ from .config import get_settings
 from .models import AgentStatus, ApiUsage, MemoryUsage
 from .runs import store
 from .storage.table import get_table
-from .timeutil import now_iso
 
 
 def _resident_mb() -> int:
@@ -39,10 +38,9 @@ def agent_status() -> AgentStatus:
     settings = get_settings()
     runs = store()
     state = runs.agent_state()
-    if not state:
-        started = now_iso()
-        runs.start_agent_once(started)
-        state = runs.agent_state() or {"status": "running", "started_at": started}
+    if "started_at" not in state:  # nothing recorded a start yet (no restart, no /status before this one)
+        runs.record_first_start()
+        state = runs.agent_state()
     counters = get_table().counters()
     spent = float(counters.get("cost_usd_total", 0))
     budget = settings.budget_usd

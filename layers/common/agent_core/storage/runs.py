@@ -21,6 +21,7 @@ from dataclasses import asdict
 from typing import Any
 
 from ..errors import Conflict
+from ..timeutil import to_iso
 from .counters import LIMITS_KEY, status_index_key
 from .dynamo import from_item, task_key, to_item
 from .records import RunRecord, TaskState
@@ -140,7 +141,7 @@ class RunStore:
         return [from_item(item) for page in self.table.pages(request) for item in page["Items"]]
 
     def agent_state(self) -> dict[str, Any]:
-        """The agent's status and start time; the first read records the start."""
+        """The agent's status and start time ({} before anything recorded them)."""
         client = self.table.client
         item = client.get_item(TableName=self.table.name, Key=AGENT_KEY, ConsistentRead=True).get("Item")
         return from_item(item) if item else {}
@@ -159,13 +160,20 @@ class RunStore:
             ExpressionAttributeValues=to_item(values),
         )
 
-    def start_agent_once(self, started_at: str) -> None:
-        """Records the agent's first start (a no-op once recorded)."""
-        with contextlib.suppress(self.table.client.exceptions.ConditionalCheckFailedException):
-            self.table.client.put_item(
+    def record_first_start(self) -> None:
+        """Records the agent's start when none is: the table's creation, which is when the stack (or the dev server,
+        which creates it as it starts) came up. Every function's process reads the same time, so whichever asks
+        first records what any other would; a start recorded before (a restart) stays."""
+        client = self.table.client
+        created = client.describe_table(TableName=self.table.name)["Table"]["CreationDateTime"]
+        with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
+            client.update_item(
                 TableName=self.table.name,
-                Item={**AGENT_KEY, **to_item({"status": "running", "started_at": started_at})},
-                ConditionExpression="attribute_not_exists(PK)",
+                Key=AGENT_KEY,
+                UpdateExpression="SET started_at = :t, #s = if_not_exists(#s, :running)",
+                ConditionExpression="attribute_not_exists(started_at)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=to_item({":t": to_iso(created), ":running": "running"}),
             )
 
     def active_count(self) -> int:
