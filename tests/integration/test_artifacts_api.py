@@ -132,6 +132,42 @@ def test_upload_takes_relative_path_from_the_query_and_folders(api, task_id, upl
     assert disagreeing.status == 400 and error(disagreeing)["details"]["field"] == "relative_path"
 
 
+@pytest.mark.parametrize(
+    ("relative_path", "stored"),
+    [
+        ("data/renamed.csv", "data/renamed.csv"),  # a full path: the upload takes that name
+        ("data/", "data/foo.csv"),  # a folder: the file keeps its own name
+        ("data", "data/foo.csv"),  # a folder as Agent Protocol clients send one (no extension)
+        (None, "foo.csv"),  # the root, under its own name
+    ],
+)
+def test_upload_is_stored_at_its_relative_path_or_in_its_folder(
+    api, task_id, upload, relative_path: str | None, stored: str
+) -> None:
+    artifact = upload(task_id, "foo.csv", b"a,b\n", relative_path).json()
+
+    assert (artifact["relative_path"], artifact["file_name"]) == (stored, stored.rsplit("/", 1)[-1])
+    download = api("GET", f"/tasks/{task_id}/artifacts/{artifact['artifact_id']}")
+    query = parse_qs(urlparse(dict(download.headers)["location"]).query)
+    assert query["response-content-disposition"] == [f'attachment; filename="{artifact["file_name"]}"']
+
+
+def test_a_presigned_upload_is_renamed_by_its_relative_path_too(api, task_id) -> None:
+    renamed = start(api, task_id, file_name="foo.csv", relative_path="data/renamed.csv", file_size=3).json()
+    folder = start(api, task_id, file_name="foo.csv", relative_path="data/", file_size=3).json()
+
+    assert (renamed["relative_path"], renamed["file_name"]) == ("data/renamed.csv", "renamed.csv")
+    assert (folder["relative_path"], folder["file_name"]) == ("data/foo.csv", "foo.csv")
+
+
+def test_a_renamed_upload_is_checked_and_typed_by_its_new_name(api, task_id, upload) -> None:
+    refused = upload(task_id, "notes.txt", b"x", "bin/tool.exe")
+    typed = upload(task_id, "notes.txt", b"x", "data/notes.csv")
+
+    assert refused.status == 400 and error(refused)["details"]["file_name"] == "tool.exe"
+    assert typed.status == 200 and items(task_id, "ARTIFACT#")[0]["content_type"] == {"S": "text/csv"}
+
+
 def test_upload_to_an_existing_path_replaces_the_content_and_keeps_the_id(api, task_id, upload) -> None:
     first = upload(task_id, "notes.md", b"v1", "docs/notes.md").json()
     second = upload(task_id, "notes.md", b"version 2", "docs/notes.md").json()

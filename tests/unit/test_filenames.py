@@ -58,13 +58,25 @@ def test_normalize_relative_path_refuses_escapes_and_junk(bad: str) -> None:
     assert raised.value.details["field"] == "relative_path"
 
 
-def test_resolve_path_full_path_folder_and_root() -> None:
-    assert resolve_path("data/sales.csv", "sales.csv") == "data/sales.csv"
-    # agbenchmark and other Agent Protocol clients send a folder
-    assert resolve_path("data", "sales.csv") == "data/sales.csv"
-    assert resolve_path("data/", "sales.csv") == "data/sales.csv"
-    assert resolve_path(None, "sales.csv") == "sales.csv"
-    assert resolve_path("", "sales.csv") == "sales.csv"
+@pytest.mark.parametrize(
+    ("relative_path", "file_name", "expected"),
+    [
+        ("data/sales.csv", "sales.csv", "data/sales.csv"),  # the spec's example: the full path
+        ("data/renamed.csv", "foo.csv", "data/renamed.csv"),  # a full path with another name renames the upload
+        ("renamed.csv", "foo.csv", "renamed.csv"),
+        ("data/", "sales.csv", "data/sales.csv"),  # a trailing / is a folder
+        ("data/renamed.csv/", "foo.csv", "data/renamed.csv/foo.csv"),
+        ("data", "sales.csv", "data/sales.csv"),  # no extension: a folder, as agbenchmark and the official client send
+        ("a/b/.config", "x.json", "a/b/.config/x.json"),  # a leading dot is no extension
+        ("build", "Makefile", "build/Makefile"),
+        ("build/Makefile", "Makefile", "build/Makefile"),  # the file's own name, extension or not
+        (None, "sales.csv", "sales.csv"),  # no relative_path: the root, under the file's own name
+        ("", "sales.csv", "sales.csv"),
+        (".", "sales.csv", "sales.csv"),
+    ],
+)
+def test_resolve_path_full_path_folder_and_root(relative_path: str | None, file_name: str, expected: str) -> None:
+    assert resolve_path(relative_path, file_name) == expected
 
 
 def test_resolve_path_refuses_a_folder_that_makes_the_path_too_long() -> None:

@@ -81,8 +81,8 @@ def upload_artifact(
 ) -> Artifact:
     """A file uploaded through the API (multipart), up to the payload limit."""
     settings = get_settings()
-    name = sanitize_file_name(file_name, field="file")
-    path = resolve_path(relative_path, name)
+    path = resolve_path(relative_path, sanitize_file_name(file_name, field="file"))
+    name = file_name_of(path)  # the name it is stored under, which decides its type
     check_file_type(name, settings.allowed_file_types)
     if len(data) > settings.max_upload_body_bytes:
         raise UploadTooLarge(
@@ -106,8 +106,8 @@ def start_upload(
 ) -> UploadTicket:
     """A presigned S3 POST for one file of exactly `file_size` bytes; the file is listed once it is finalized."""
     settings = get_settings()
-    name = sanitize_file_name(file_name)
-    path = resolve_path(relative_path, name)
+    path = resolve_path(relative_path, sanitize_file_name(file_name))
+    name = file_name_of(path)  # as for an upload through the API
     check_file_type(name, settings.allowed_file_types)
     if file_size > settings.max_file_bytes:
         raise InvalidRequest(

@@ -65,13 +65,16 @@ def sanitize_file_name(value: str, field: str = "file_name") -> str:
 
 
 def resolve_path(relative_path: str | None, file_name: str) -> str:
-    """Where a file lands (DESIGN §1): `relative_path` is the full path when its last segment is the file's name,
-    otherwise a folder the name is appended to; without one, the task's root."""
+    """Where an uploaded file lands (DESIGN §1). Without `relative_path`, at the task's root under its own name.
+    `relative_path` is the file's full path and name when its last segment has an extension or is the file's own
+    name (`data/renamed.csv` renames the upload); otherwise it is a folder and the file's own name is appended:
+    `data/`, and `data`, which is how Agent Protocol clients (agbenchmark, the official client) name a folder."""
     name = sanitize_file_name(file_name)
     if relative_path is None or relative_path == "":
         return name
     path, is_folder = normalize_relative_path(relative_path)
-    if not is_folder and path.rsplit("/", 1)[-1] == name:
+    last = file_name_of(path)
+    if not is_folder and ("." in last.lstrip(".") or last == name):
         return path
     full = f"{path}/{name}" if path else name
     if len(full.encode()) > MAX_PATH_BYTES:

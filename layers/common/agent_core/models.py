@@ -163,7 +163,9 @@ RelativePath = Annotated[
     Field(
         min_length=1,
         max_length=1024,
-        description="Path inside the task, file name included (data/sales.csv); a folder gets the file name appended",
+        description="Where the file goes in the task: its full path and name when the last segment has an extension "
+        "(data/sales.csv; a different name renames the upload), else a folder the file's own name is appended to "
+        "(data/, data)",
     ),
 ]
 FileName = Annotated[str, Field(min_length=1, max_length=255, description="The file's name, without folders")]
