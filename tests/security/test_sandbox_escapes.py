@@ -11,15 +11,17 @@ import asyncio
 import os
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
+from agent_core.sandbox.process import MAX_PROCESSES
 from tests.fake_model import FakeModelAPI, completion, tool_call
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +49,72 @@ def tried(label, fn):
     except BaseException as exc:
         print(label, "-> refused:", type(exc).__name__, str(exc)[:120])
 """
+
+
+# Sandboxed code that tells the test it has reached a point (a file appearing at once, by rename, in its working
+# directory), then waits for the test's go-ahead (a file the test creates there) for at most 15 s.
+SIGNAL = r"""
+import os, time
+def reached(name, text=""):
+    open(name + ".part", "w").write(text)
+    os.rename(name + ".part", name)
+def released():
+    deadline = time.monotonic() + 15
+    while not os.path.exists("release") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return "released" if os.path.exists("release") else "not released"
+"""
+T = TypeVar("T")
+
+
+@pytest.fixture
+def run_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where this test's runs get their directories (the runner's tempfile.mkdtemp), instead of the shared temp dir:
+    the test finds what a run signals there, and sees what its own runs left behind, not other tests'."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(runs))
+    return runs
+
+
+def wait_for(find: Callable[[], T | None], what: str, *, unless: Callable[[], bool], timeout_s: float = 30) -> T:
+    """What `find` returns once it is not None, polled until `unless` (the run gave up) or the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while (found := find()) is None:
+        assert not unless() and time.monotonic() < deadline, f"no sign of {what}"
+        time.sleep(0.02)
+    return found
+
+
+class Background:
+    """A step on a thread of its own, as a second Lambda worker would run it."""
+
+    def __init__(self, api: Any, task_id: str) -> None:
+        self.response: Any = None
+        self.thread = threading.Thread(target=self._step, args=(api, task_id))
+        self.thread.start()
+
+    def _step(self, api: Any, task_id: str) -> None:
+        asyncio.set_event_loop(asyncio.new_event_loop())  # Mangum runs on the thread's loop, as in a Lambda worker
+        self.response = api("POST", f"/tasks/{task_id}/steps")
+
+    def ended(self) -> bool:
+        return not self.thread.is_alive()
+
+    def result(self) -> Any:
+        self.thread.join(60)
+        assert self.response is not None, "the background step did not return"
+        return self.response
+
+
+def by_task_input(api: Any, model_api: FakeModelAPI, codes: dict[str, str]) -> dict[str, str]:
+    """A task per input; the model answers each task's step with run_python on that input's code."""
+
+    def script(request: dict[str, Any]) -> Any:
+        return completion(tool_call("run_python", {"code": codes[request["messages"][1]["content"]]}))
+
+    model_api.side_effect = script
+    return {name: api("POST", "/tasks", json_body={"input": name}).json()["task_id"] for name in codes}
 
 
 @pytest.fixture
@@ -105,11 +173,10 @@ print("FOUND", " | ".join(found))
 
 
 def test_no_network_the_loopback_listener_sees_nothing(attack: Any) -> None:
-    hits: list[float] = []
+    accepted = 0
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
-        listener.settimeout(0.2)
         port = listener.getsockname()[1]
         code = f"""
 import _socket
@@ -121,16 +188,17 @@ tried("shell", lambda: subprocess.run(["sh", "-c", "exec 3<>/dev/tcp/127.0.0.1/{
 tried("resolve", lambda: _socket.getaddrinfo("example.com", 443))
 """
         status, _, report = attack(code)
-        deadline = time.monotonic() + 1
-        while time.monotonic() < deadline:
+        # The step has returned, so the run has ended: a connection it made would be waiting in the backlog now.
+        listener.setblocking(False)
+        for _ in range(8):
             try:
                 listener.accept()[0].close()
-                hits.append(time.monotonic())
-            except TimeoutError:
-                pass
+            except BlockingIOError:
+                break
+            accepted += 1
 
     assert status == 200 and "connect -> refused" in report, report
-    assert hits == []
+    assert accepted == 0
 
 
 def test_host_files_stay_unread_and_unwritten(attack: Any, tmp_path: Path) -> None:
@@ -158,26 +226,34 @@ def test_host_files_stay_unread_and_unwritten(attack: Any, tmp_path: Path) -> No
             p.unlink(missing_ok=True)
 
 
-def test_nothing_outlives_its_step(attack: Any, tmp_path: Path) -> None:
+def test_nothing_outlives_its_step(attack: Any) -> None:
+    # Two escapees started before the run ends, each sleeping 300 s with the marker in its command line: a new
+    # session's shell, and a double-forked daemon the run waits for until it has exec'd (its copy of the pipe is
+    # close-on-exec, so the read returns then).
     marker = f"sbx-later-{uuid.uuid4().hex}"
-    later = [Path("/tmp") / marker, tmp_path / marker]
-    writes = "; ".join(f"echo x > {p}" for p in later)
     code = f"""
-import subprocess, time
-tried("setsid shell", lambda: subprocess.Popen(["sh", "-c", "sleep 2; {writes}"], start_new_session=True).pid)
+import subprocess
+tried("setsid shell", lambda: subprocess.Popen(["sh", "-c", "sleep 300 && echo {marker}"], start_new_session=True).pid)
+r, w = os.pipe()
 pid = os.fork()
 if pid == 0:
     os.setsid()
     if os.fork() == 0:
-        os.execv("/bin/sleep", ["/bin/sleep", "30", "{marker}"])
+        try:
+            os.execv("/bin/sleep", ["/bin/sleep", "300", "{marker}"])
+        finally:
+            os.write(w, b"!")  # reached only if the exec failed
+            os._exit(1)
     os._exit(0)
-print("forked", pid)
+os.close(w)
+os.waitpid(pid, 0)
+print("daemon exec'd:", os.read(r, 1) == b"")
 """
     status, _, report = attack(code)
-    time.sleep(3)
 
-    assert status == 200 and "forked" in report, report
-    assert [p for p in later if p.exists()] == []
+    # The step has returned, so the run has ended: an escapee that outlived it is still in its 300 s sleep now.
+    assert status == 200 and "daemon exec'd: True" in report, report
+    assert "setsid shell -> " in report and "setsid shell -> refused" not in report, report
     leftovers = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
     assert leftovers == []
 
@@ -200,74 +276,113 @@ tried("kill all", lambda: os.kill(-1, signal.SIGKILL))
         bystander.wait()
 
 
-def test_another_tasks_files_stay_unseen_while_its_code_runs(api: Any, model_api: FakeModelAPI) -> None:
+def test_another_tasks_files_stay_unseen_while_its_code_runs(api: Any, model_api: FakeModelAPI, run_dirs: Path) -> None:
     token = uuid.uuid4().hex
-    victim = api("POST", "/tasks", json_body={"input": "victim"}).json()["task_id"]
-    spy = api("POST", "/tasks", json_body={"input": "spy"}).json()["task_id"]
+    spy_code = (
+        DISARM
+        + r"""
+seen = []
+for top in ("/", "/tmp", ".."):
+    for dirpath, dirs, files in os.walk(top):
+        if dirpath.startswith(("/proc", "/sys", "/usr", "/dev")):
+            dirs[:] = []
+        seen += [open(os.path.join(dirpath, f), errors="replace").read()[:80] for f in files if "payroll" in f]
+print("SEEN", seen)
+"""
+    )
+    # The victim's code holds its run open, its files staged, until the spy's step has returned.
+    victim_code = SIGNAL + "reached('running')\nprint('victim', released())"
+    tasks = by_task_input(api, model_api, {"victim": victim_code, "spy": spy_code})
     body = (
         b'--b\r\nContent-Disposition: form-data; name="file"; filename="payroll.csv"\r\n\r\n'
         + f"name,pay\nada,{token}\n".encode()
         + b"\r\n--b--\r\n"
     )
-    api("POST", f"/tasks/{victim}/artifacts", body=body, headers={"content-type": "multipart/form-data; boundary=b"})
-    spy_code = (
-        DISARM
-        + r"""
-import time
-seen = []
-deadline = time.time() + 4
-while time.time() < deadline and not seen:
-    for top in ("/", "/tmp", ".."):
-        for dirpath, dirs, files in os.walk(top):
-            if dirpath.startswith(("/proc", "/sys", "/usr", "/dev")):
-                dirs[:] = []
-            seen += [open(os.path.join(dirpath, f), errors="replace").read()[:80] for f in files if "payroll" in f]
-    time.sleep(0.2)
-print("SEEN", seen)
-"""
-    )
+    headers = {"content-type": "multipart/form-data; boundary=b"}
+    api("POST", f"/tasks/{tasks['victim']}/artifacts", body=body, headers=headers)
 
-    def script(request: dict[str, Any]) -> Any:
-        task_input = request["messages"][1]["content"]
-        code = "import time\ntime.sleep(5)\nprint('victim done')" if task_input == "victim" else spy_code
-        return completion(tool_call("run_python", {"code": code}))
-
-    model_api.side_effect = script
-    results: dict[str, Any] = {}
-
-    def victim_step() -> None:
-        asyncio.set_event_loop(asyncio.new_event_loop())  # Mangum runs on the thread's loop, as in a Lambda worker
-        results["victim"] = api("POST", f"/tasks/{victim}/steps")
-
-    worker = threading.Thread(target=victim_step)
-    worker.start()
-    time.sleep(1)
-    spied = api("POST", f"/tasks/{spy}/steps").json()
-    worker.join(30)
+    victim = Background(api, tasks["victim"])
+    running = wait_for(lambda: next(run_dirs.glob("*/work/running"), None), "the victim's run", unless=victim.ended)
+    assert (running.parent / "payroll.csv").exists()
+    spied = api("POST", f"/tasks/{tasks['spy']}/steps").json()
+    (running.parent / "release").touch()
+    victim_step = victim.result()
 
     assert "SEEN []" in spied["output"], spied["output"]
     assert token not in str(spied)
-    assert results["victim"].status == 200 and "victim done" in results["victim"].json()["output"]
+    assert victim_step.status == 200 and "victim released" in victim_step.json()["output"]
+
+
+def test_a_fork_bomb_leaves_other_runs_able_to_fork(api: Any, model_api: FakeModelAPI, run_dirs: Path) -> None:
+    # RLIMIT_NPROC counts a user's processes: a run whose user (or, without root, user namespace) another run
+    # shares would find that run's fork bomb had used its count up as well.
+    bomb_code = (
+        DISARM
+        + SIGNAL
+        + r"""
+import errno
+r, w = os.pipe()
+held, failure = 0, "none"
+for _ in range(200):
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        failure = errno.errorcode.get(exc.errno, str(exc.errno))
+        break
+    if pid == 0:
+        os.close(w)
+        os.read(r, 1)  # holds its place in the count until the bomb ends (EOF) or the run is torn down
+        os._exit(0)
+    held += 1
+reached("holding", f"{held} {failure}")
+print("bomb held", held, failure, released())
+"""
+    )
+    neighbour_code = (
+        DISARM
+        + r"""
+def fork():
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return "neighbour-ok"
+tried("fork", fork)
+"""
+    )
+    tasks = by_task_input(api, model_api, {"bomb": bomb_code, "neighbour": neighbour_code})
+
+    bomb = Background(api, tasks["bomb"])
+    holding = wait_for(lambda: next(run_dirs.glob("*/work/holding"), None), "the bomb at its limit", unless=bomb.ended)
+    held, failure = holding.read_text().split()
+    neighbour = api("POST", f"/tasks/{tasks['neighbour']}/steps").json()["output"]
+    (holding.parent / "release").touch()
+    bombed = bomb.result().json()["output"]
+
+    # The bomb forked until the kernel refused (its count full), and held every child while the neighbour ran
+    assert failure == "EAGAIN" and MAX_PROCESSES - 3 <= int(held) < MAX_PROCESSES, (held, failure)
+    assert f"bomb held {held} EAGAIN released" in bombed, bombed
+    assert "fork -> 'neighbour-ok'" in neighbour, neighbour
 
 
 def test_a_fork_bomb_is_bounded(attack: Any) -> None:
+    # Children that would outlast any time limit: the run ends with its code, not with them.
     code = """
 import time
 children = 0
 try:
     for _ in range(10_000):
         if os.fork() == 0:
-            time.sleep(20); os._exit(0)
+            time.sleep(600); os._exit(0)
         children += 1
 except OSError as exc:
     print("stopped after", children, type(exc).__name__)
 """
-    started = time.monotonic()
     status, _, report = attack(code)
 
     assert status == 200 and "stopped after" in report, report
-    assert int(report.split("stopped after ")[1].split()[0]) < 100
-    assert time.monotonic() - started < 15
+    assert int(report.split("stopped after ")[1].split()[0]) < MAX_PROCESSES
+    assert "run_python: Exit: exit code 0 after" in report, report  # not killed at the time limit
 
 
 @pytest.mark.parametrize(
@@ -288,15 +403,13 @@ except OSError as exc:
         ),
     ],
 )
-def test_hostile_output_leaves_the_task_usable(attack: Any, label: str, code: str, reason: str) -> None:
-    started = time.monotonic()
+def test_hostile_output_leaves_the_task_usable(attack: Any, run_dirs: Path, label: str, code: str, reason: str) -> None:
     status, step, report = attack(code)
-    took = time.monotonic() - started
     task_id = step["task_id"]
     status_next, next_step, _ = attack("print('next')", task_id=task_id)
 
+    # The code ended on its own (not at the time limit), and the collection stopped at its bounds (the reason)
     assert status == 200 and step["status"] == "completed", (label, report)
-    assert reason in report, report
-    assert took < 29, took
+    assert "run_python: Exit: exit code 0 after" in report and reason in report, report
     assert status_next == 200 and "next" in next_step["output"]
-    assert not [p for p in Path("/tmp").glob("run_python-*") if p.stat().st_mtime > time.time() - took - 5]
+    assert list(run_dirs.iterdir()) == []  # both runs' directories removed, however deep or wide

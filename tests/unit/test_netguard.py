@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import re
+import socket
 
 import pytest
 
@@ -64,3 +66,19 @@ def test_vetted_addresses_returns_literal_addresses_unchanged() -> None:
     policy = AddressPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),))
 
     assert vetted_addresses("127.0.0.1", 80, policy, timeout_s=2) == [ipaddress.ip_address("127.0.0.1")]
+
+
+@pytest.mark.parametrize("hidden", ["127.0.0.1", "169.254.169.254", "::1", "10.0.0.1"])
+def test_vetted_addresses_checks_every_address_not_only_the_first(monkeypatch: pytest.MonkeyPatch, hidden: str) -> None:
+    # A public address first: a guard that looked at the first answer alone would let the name through.
+    def getaddrinfo(host: str, port: int, *args: object, **kwargs: object) -> list[tuple[object, ...]]:
+        return [
+            (socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port))
+            for ip in ("93.184.216.34", hidden)
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+    refused = rf"mixed\.example resolves to {re.escape(hidden)}, which is not a public address"
+    with pytest.raises(AddressRefused, match=refused):
+        vetted_addresses("mixed.example", 443, AddressPolicy(), timeout_s=2)

@@ -9,7 +9,6 @@ import ipaddress
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -70,7 +69,9 @@ class _Handler(BaseHTTPRequestHandler):
             pass  # the client stopped reading at its limit
 
     def route_slow(self, query: dict[str, list[str]]) -> None:
-        self.server.release.wait(5)
+        # Answers when the test is over (or after 30 s): a client that waited for this answer returns after it.
+        self.server.release.wait(30)
+        self.server.answered.append("/slow")
         with contextlib.suppress(OSError):  # the client is long gone
             self._send(200, "text/plain", b"too late")
 
@@ -87,7 +88,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(b"t")
                 self.wfile.flush()
         except OSError:
-            pass
+            return  # the client went away
+        self.server.answered.append("/trickle")  # the whole body went out
 
     def route_image(self, query: dict[str, list[str]]) -> None:
         self._send(200, "image/png", PNG_BYTES)
@@ -112,6 +114,7 @@ class _Server(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.hits: list[tuple[str, str]] = []
+        self.answered: list[str] = []  # the slow handlers that sent their whole answer
         self.release = threading.Event()  # ends the slow handlers at teardown
 
 
@@ -130,10 +133,8 @@ def port_of(srv: _Server) -> int:
     return int(srv.server_address[1])
 
 
-def fetch(url: str, policy: AddressPolicy | None = None, limits: FetchLimits = LIMITS) -> tuple[ToolResult, float]:
-    started = time.monotonic()
-    result = FetchUrl(limits, policy).run(ToolContext("task-1", "step-1", _NoFiles()), {"url": url})
-    return result, time.monotonic() - started
+def fetch(url: str, policy: AddressPolicy | None = None, limits: FetchLimits = LIMITS) -> ToolResult:
+    return FetchUrl(limits, policy).run(ToolContext("task-1", "step-1", _NoFiles()), {"url": url})
 
 
 class _NoFiles:
@@ -148,19 +149,22 @@ class _NoFiles:
 
 
 @pytest.fixture
-def fake_dns(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, list[str]]], list[str]]:
-    """Makes the given names resolve to the given addresses in turn (one per lookup); returns the lookups' log."""
+def fake_dns(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, list[str | tuple[str, ...]]]], list[str]]:
+    """Makes the given names resolve to the given answers in turn (one per lookup; a tuple is one answer of several
+    addresses, in that order); returns the lookups' log."""
     real = socket.getaddrinfo
     lookups: list[str] = []
 
-    def install(answers: dict[str, list[str]]) -> list[str]:
+    def install(answers: dict[str, list[str | tuple[str, ...]]]) -> list[str]:
         def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
             if host not in answers:
                 return real(host, port, *args, **kwargs)
             lookups.append(host)
-            ip = answers[host][min(len(lookups), len(answers[host])) - 1]
-            family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-            return [(family, socket.SOCK_STREAM, 6, "", (ip, port))]
+            answer = answers[host][min(len(lookups), len(answers[host])) - 1]
+            ips = (answer,) if isinstance(answer, str) else answer
+            return [
+                (socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port)) for ip in ips
+            ]
 
         monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
         return lookups
@@ -169,7 +173,7 @@ def fake_dns(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, list[str]]]
 
 
 def test_fetch_url_reads_a_page_as_text(server: _Server) -> None:
-    result, _ = fetch(f"http://127.0.0.1:{port_of(server)}/page", LOOPBACK_ALLOWED)
+    result = fetch(f"http://127.0.0.1:{port_of(server)}/page", LOOPBACK_ALLOWED)
 
     assert not result.error, result.output
     assert result.output.startswith(f"GET http://127.0.0.1:{port_of(server)}/page → HTTP 200 OK")
@@ -200,7 +204,7 @@ def test_fetch_url_reads_a_page_as_text(server: _Server) -> None:
 )
 def test_fetch_url_refuses_addresses_that_are_not_public(server: _Server, url: str, reason: str) -> None:
     # The default policy, although the local server would answer
-    result, _ = fetch(url.format(port=port_of(server)))
+    result = fetch(url.format(port=port_of(server)))
 
     assert result.error
     assert "refused" in result.output
@@ -212,7 +216,7 @@ def test_fetch_url_refuses_addresses_that_are_not_public(server: _Server, url: s
     "url", ["file:///etc/passwd", "ftp://example.com/file.txt", "gopher://example.com/", "data:text/plain,hi", "//x/"]
 )
 def test_fetch_url_refuses_schemes_other_than_http(url: str) -> None:
-    result, _ = fetch(url)
+    result = fetch(url)
 
     assert result.error
     assert "refused" in result.output
@@ -222,17 +226,34 @@ def test_fetch_url_refuses_schemes_other_than_http(url: str) -> None:
 def test_fetch_url_refuses_a_name_that_resolves_to_a_private_address(fake_dns: Any) -> None:
     fake_dns({"intranet.example": ["10.1.2.3"]})
 
-    result, _ = fetch("https://intranet.example/admin")
+    result = fetch("https://intranet.example/admin")
 
     assert "refused" in result.output
     assert "intranet.example resolves to 10.1.2.3, which is not a public address (private)" in result.output
+
+
+def test_fetch_url_refuses_a_name_when_a_later_address_is_not_public(server: _Server, fake_dns: Any) -> None:
+    # Given a name answering an allowed address first (127.0.0.2 stands in for a public one: the policy allows it,
+    # and nothing listens there) and then 127.0.0.1, where the local server listens
+    fake_dns({"mixed.example": [("127.0.0.2", "127.0.0.1")]})
+    allowed = AddressPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.2/32"),))
+
+    # When it is fetched
+    result = fetch(f"http://mixed.example:{port_of(server)}/page", allowed)
+
+    # Then the second address refuses the name before any connection: with the first alone vetted, the connection
+    # refused there would have fallen through to 127.0.0.1 and brought the page back
+    assert result.error
+    assert "refused" in result.output
+    assert "mixed.example resolves to 127.0.0.1, which is not a public address (loopback)" in result.output
+    assert server.hits == []
 
 
 @pytest.mark.parametrize("target", ["http://10.0.0.1/", "http://169.254.169.254/latest/meta-data/", "file:///etc/x"])
 def test_fetch_url_refuses_a_redirect_to_a_forbidden_target(server: _Server, target: str) -> None:
     start = f"http://127.0.0.1:{port_of(server)}/redirect?to={target}"
 
-    result, _ = fetch(start, LOOPBACK_ALLOWED)
+    result = fetch(start, LOOPBACK_ALLOWED)
 
     assert result.error
     assert f"refused {start}: the redirect from {start} to {target}:" in result.output
@@ -242,7 +263,7 @@ def test_fetch_url_refuses_a_redirect_to_a_forbidden_target(server: _Server, tar
 def test_fetch_url_follows_redirects_it_has_vetted(server: _Server) -> None:
     base = f"http://127.0.0.1:{port_of(server)}"
 
-    result, _ = fetch(f"{base}/redirect?to=/page", LOOPBACK_ALLOWED)
+    result = fetch(f"{base}/redirect?to=/page", LOOPBACK_ALLOWED)
 
     assert not result.error, result.output
     assert f"Redirected: {base}/redirect?to=/page → {base}/page" in result.output
@@ -250,7 +271,7 @@ def test_fetch_url_follows_redirects_it_has_vetted(server: _Server) -> None:
 
 
 def test_fetch_url_follows_at_most_three_redirects(server: _Server) -> None:
-    result, _ = fetch(f"http://127.0.0.1:{port_of(server)}/loop", LOOPBACK_ALLOWED)
+    result = fetch(f"http://127.0.0.1:{port_of(server)}/loop", LOOPBACK_ALLOWED)
 
     assert result.error
     assert "more than 3 redirects" in result.output
@@ -262,7 +283,7 @@ def test_fetch_url_connects_to_the_address_it_vetted(server: _Server, fake_dns: 
     lookups = fake_dns({"pinned.example": ["127.0.0.1", "10.0.0.1"]})
 
     # When it is fetched
-    result, _ = fetch(f"http://pinned.example:{port_of(server)}/page", LOOPBACK_ALLOWED)
+    result = fetch(f"http://pinned.example:{port_of(server)}/page", LOOPBACK_ALLOWED)
 
     # Then the name was looked up once, the vetted IP was connected to, and the server saw the name as Host
     assert not result.error, result.output
@@ -271,49 +292,51 @@ def test_fetch_url_connects_to_the_address_it_vetted(server: _Server, fake_dns: 
 
 
 def test_fetch_url_reads_at_most_max_bytes(server: _Server) -> None:
-    result, _ = fetch(f"http://127.0.0.1:{port_of(server)}/big", LOOPBACK_ALLOWED)
+    result = fetch(f"http://127.0.0.1:{port_of(server)}/big", LOOPBACK_ALLOWED)
 
     assert not result.error
     assert "Size: 100000 bytes (the body is longer: only the first 100000 bytes were read)" in result.output
 
 
 def test_fetch_url_gives_up_at_the_time_limit(server: _Server) -> None:
-    result, elapsed = fetch(
+    result = fetch(
         f"http://127.0.0.1:{port_of(server)}/slow", LOOPBACK_ALLOWED, FetchLimits(timeout_s=0.5, max_bytes=1000)
     )
 
     assert result.error
     assert "no full answer within 0.5 s" in result.output
-    assert elapsed < 4  # it did not wait for the answer, which comes after 5 s
+    assert [path for path, _ in server.hits] == ["/slow"]
+    assert server.answered == []  # it did not wait for the answer, which comes only once the test is over
+    assert "too late" not in result.output
 
 
 def test_fetch_url_time_limit_covers_a_trickling_body(server: _Server) -> None:
     # Every read returns within 100 ms, so only a deadline for the whole fetch stops this one.
-    result, elapsed = fetch(
+    result = fetch(
         f"http://127.0.0.1:{port_of(server)}/trickle", LOOPBACK_ALLOWED, FetchLimits(timeout_s=0.5, max_bytes=10_000)
     )
 
     assert result.error
     assert "no full answer within 0.5 s" in result.output
-    assert elapsed < 20  # it did not read the whole body, which takes 100 s
+    assert server.answered == []  # it did not read the whole body, whose last byte goes out after 100 s
 
 
 def test_fetch_url_does_not_show_binary_content(server: _Server) -> None:
-    result, _ = fetch(f"http://127.0.0.1:{port_of(server)}/archive", LOOPBACK_ALLOWED)
+    result = fetch(f"http://127.0.0.1:{port_of(server)}/archive", LOOPBACK_ALLOWED)
 
     assert "(application/zip content, not text: not shown)" in result.output
     assert "PK" not in result.output.split("\n\n", 1)[1] and result.images == []
 
 
 def test_fetch_url_shows_an_image_to_the_model(server: _Server) -> None:
-    result, _ = fetch(f"http://127.0.0.1:{port_of(server)}/image", LOOPBACK_ALLOWED)
+    result = fetch(f"http://127.0.0.1:{port_of(server)}/image", LOOPBACK_ALLOWED)
 
     assert not result.error and "(image/png image)" in result.output and "shown to you as an image" in result.output
     assert result.images == [{"data_url": "data:image/png;base64," + base64.b64encode(PNG_BYTES).decode()}]
 
 
 def test_fetch_url_reports_http_errors(server: _Server) -> None:
-    result, _ = fetch(f"http://127.0.0.1:{port_of(server)}/missing", LOOPBACK_ALLOWED)
+    result = fetch(f"http://127.0.0.1:{port_of(server)}/missing", LOOPBACK_ALLOWED)
 
     assert result.error
     assert "HTTP 404 Not Found" in result.output
@@ -329,7 +352,7 @@ def test_fetch_url_uses_the_host_name_for_tls(tmp_path: Path, fake_dns: Any) -> 
     fake_dns({"secure.example": ["127.0.0.1"]})
 
     # When fetch_url connects to it by name
-    result, _ = fetch(f"https://secure.example:{listener.getsockname()[1]}/", LOOPBACK_ALLOWED)
+    result = fetch(f"https://secure.example:{listener.getsockname()[1]}/", LOOPBACK_ALLOWED)
     accepted.join(5)
     listener.close()
 

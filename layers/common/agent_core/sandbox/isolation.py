@@ -2,7 +2,8 @@
 
 - `bubblewrap` (locally: the dev server, the tests, CI): the child runs under bwrap in new user, PID, network,
   mount, IPC and UTS namespaces, sees the system's directories read-only, a fresh /tmp and only its run's directory
-  writable, with an empty environment; when it ends, the kernel ends every process it started.
+  writable, with an empty environment; when it ends, the kernel ends every process it started. Its processes count
+  against RLIMIT_NPROC apart from every other run's (see `_namespaces`), so a fork bomb exhausts its own run only.
 - `lambda` (inside the sandbox function on AWS, where namespaces are not available): the function itself is the
   barrier (no permissions, no network, no secrets); each invocation starts and ends by ending every other process
   of its user and emptying /tmp.
@@ -13,16 +14,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Protocol
 
-from . import cleanup
+from . import cleanup, run_user
 from .process import bootstrap_args
 from .protocol import SandboxLimits
 
@@ -66,6 +68,8 @@ class Command:
     argv: list[str]
     cwd: Path
     env: dict[str, str]
+    # Entered before the child starts, left once it has ended: what the run holds as its own (its user id as root).
+    held: contextlib.AbstractContextManager[object] = field(default_factory=contextlib.nullcontext)
 
 
 class Isolation(Protocol):
@@ -111,9 +115,20 @@ class Bubblewrap:
         return _probe(self.bwrap)
 
     def command(self, run: RunDir, limits: SandboxLimits) -> Command:
-        if _is_root():
-            _give(run.work, NOBODY)
-        argv = [
+        user = run_user.lease() if _is_root() else None
+        try:
+            if user is not None:
+                _give(run.work, user.uid)
+            argv = self._argv(run, limits, None if user is None else user.uid)
+        except BaseException:
+            if user is not None:
+                user.close()
+            raise
+        # bwrap itself gets nothing of our environment either: its own /proc entry is visible inside as pid 1.
+        return Command(argv, run.root, {"PATH": os.defpath}, held=user or contextlib.nullcontext())
+
+    def _argv(self, run: RunDir, limits: SandboxLimits, uid: int | None) -> list[str]:
+        return [
             self.bwrap or "bwrap",
             *_namespaces(),
             *("--die-with-parent", "--new-session", "--clearenv", "--hostname", "sandbox"),
@@ -128,10 +143,8 @@ class Bubblewrap:
             *(arg for name, value in _passed_through().items() for arg in ("--setenv", name, value)),
             "--",
             _python(),
-            *bootstrap_args(SCRIPT_IN_SANDBOX, limits, user=NOBODY if _is_root() else None),
+            *bootstrap_args(SCRIPT_IN_SANDBOX, limits, user=uid),
         ]
-        # bwrap itself gets nothing of our environment either: its own /proc entry is visible inside as pid 1.
-        return Command(argv, run.root, {"PATH": os.defpath})
 
     def exit_code(self, returncode: int) -> int:
         # bwrap exits with 128 + N when the code dies of signal N, as a shell does (so does `exit(137)`, rarely).
@@ -162,7 +175,13 @@ def _give(work: Path, uid: int) -> None:
 def _namespaces() -> list[str]:
     """As a user, a user namespace maps us to nobody. As root, a user namespace would leave the code root to the
     kernel (owner of root's files, exempt from RLIMIT_NPROC): instead bwrap keeps only the capabilities to change
-    user, and the bootstrap becomes nobody, for real, before the code runs."""
+    user, and the bootstrap becomes the run's own user (run_user.py), for real, before the code runs.
+
+    Either way each run's processes have a count of their own against RLIMIT_NPROC. As root, by their user id. As a
+    user, every run is our uid, but since Linux 5.14 the kernel counts a user's processes per user namespace (each
+    namespace's count against its own limit, and the sum against the limit its creator had), and each run has its
+    own namespace; before 5.14 the count was one per uid on the host, shared by all runs of the user.
+    """
     if _is_root():
         privileges = ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     else:
@@ -219,7 +238,12 @@ def _probe(bwrap: str) -> str | None:
 
 
 class FunctionBoundary:
-    """The child as a plain process; `clean` also ends every other process of the user around each invocation."""
+    """The child as a plain process; `clean` also ends every other process of the user around each invocation.
+
+    On AWS (`lambda`) RLIMIT_NPROC, counted per user, is a count per run all the same: each execution environment is
+    a microVM with a kernel of its own, and the sandbox function gives it one invocation at a time. With `none` every
+    run is the server's user and shares its count (none at all for root, whom the limit does not bind).
+    """
 
     def __init__(self, name: str, *, clean: bool, scratch: Path | None = None) -> None:
         self.name, self.clean, self.scratch = name, clean, scratch

@@ -19,12 +19,13 @@ from . import seccomp
 from .protocol import SandboxLimits
 
 # Set inside the child before the code runs, then the code runs in the same interpreter. First, as root inside
-# bubblewrap, the child becomes nobody for real. Limits are set here rather than in a preexec_fn because preexec_fn
-# may deadlock when the parent has threads (the dev server's workers). Hard limits equal soft ones, so the code cannot
-# raise them back; the CPU limit keeps one second of slack so SIGXCPU (reported as such) arrives before the kernel's
-# SIGKILL; RLIMIT_NPROC stops a fork bomb. Then the seccomp filter (seccomp.py) takes sockets and the like away for
-# good. runpy makes the code a real __main__ module (pickle and multiprocessing work); the traceback starts at the
-# code's first frame, without runpy's or ours.
+# bubblewrap, the child becomes its run's own user for real (isolation.py). Limits are set here rather than in a
+# preexec_fn because preexec_fn may deadlock when the parent has threads (the dev server's workers). Hard limits equal
+# soft ones, so the code cannot raise them back; the CPU limit keeps one second of slack so SIGXCPU (reported as such)
+# arrives before the kernel's SIGKILL; RLIMIT_NPROC stops a fork bomb (the kernel counts it per user, and each run's
+# processes have a count of their own: isolation.py). Then the seccomp filter (seccomp.py) takes sockets and the like
+# away for good. runpy makes the code a real __main__ module (pickle and multiprocessing work); the traceback starts at
+# the code's first frame, without runpy's or ours.
 #
 # The audit hook is defence in depth only, never the barrier: Python's own documentation says audit hooks are not a
 # sandbox, and code can switch this one off. The operating system's isolation (isolation.py) is what holds.

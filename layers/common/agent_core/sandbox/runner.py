@@ -74,9 +74,10 @@ def _run_in(
         with contextlib.suppress(FileExistsError):  # a task file named "output": nothing will be saved
             (run.work / OUTPUT_DIR).mkdir()
         command = isolation.command(run, limits)
-        child = run_child(
-            command.argv, cwd=command.cwd, env=command.env, timeout_s=limits.timeout_s, keep=limits.max_output_bytes
-        )
+        with command.held:
+            child = run_child(
+                command.argv, cwd=command.cwd, env=command.env, timeout_s=limits.timeout_s, keep=limits.max_output_bytes
+            )
         isolation.after_child()
         result = SandboxResult(
             exit_code=isolation.exit_code(child.returncode),
