@@ -21,7 +21,7 @@ $(TOOLS)/.installed: requirements-tools.txt
 	$(TOOLS)/bin/python -m pip install -q -r requirements-tools.txt
 	touch $@
 
-# bubblewrap isolates run_python's code locally (README "Isolation"); installed from Debian's packages where possible.
+# bubblewrap isolates run_python's code locally (docs/isolation.md); installed from Debian's packages where possible.
 sandbox-tools:
 	@sh scripts/install_bwrap.sh
 

@@ -1,5 +1,5 @@
 #!/bin/sh
-# run_python isolates the agent's code with bubblewrap (README "Isolation"). Installs Debian's or Ubuntu's package
+# run_python isolates the agent's code with bubblewrap (docs/isolation.md). Installs Debian's or Ubuntu's package
 # where this machine can (as root, or with password-less sudo); otherwise says how. Never fails the build: without
 # bwrap the server still starts and run_python refuses to run code, with the same advice.
 command -v bwrap >/dev/null 2>&1 && exit 0

@@ -51,7 +51,7 @@ class Settings:
     allowed_file_types: frozenset[str]
     download_url_ttl_s: int
     upload_url_ttl_s: int
-    # The agent (see README "Configuration"). No key and no key parameter: the offline model answers.
+    # The agent (docs/agent.md, "Configuration"). No key and no key parameter: the offline model answers.
     openai_api_key: str | None
     openai_api_key_parameter: str | None
     openai_base_url: str | None

@@ -13,7 +13,7 @@ from .llm import ChatModel, Turn, parse_arguments
 from .tools.base import Tool, ToolContext, ToolResult, openai_schema, truncate
 from .tools.files import IMAGE_TYPES, MAX_INLINE_IMAGE_BYTES, guess_type, image_part
 
-# What a step's `output` shows of each tool result, and of the whole step (README "Steps").
+# What a step's `output` shows of each tool result, and of the whole step (docs/agent.md, "A step").
 OUTPUT_CHARS_PER_TOOL = 1_500
 OUTPUT_CHARS = 6_000
 # What additional_output.tool_calls shows of each call's arguments: enough to see what was asked (the start of the

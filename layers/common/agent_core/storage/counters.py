@@ -1,5 +1,5 @@
 """Counters, spread over shards so that no one item takes every create, and kept small so that no write grows
-(README "Listing tasks at scale").
+(docs/scaling.md).
 
   shard     PK=COUNTERS#<nn>         SK=COUNTERS      tasks_total, tasks_<status>, tokens_total, cost_usd_total
   day       PK=COUNTERS#<nn>#DAYS    SK=<YYYY-MM-DD>  all, <status>: the tasks created that day
