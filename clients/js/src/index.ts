@@ -5,6 +5,11 @@
 export const API_PREFIX = "/ap/v1/agent";
 /** Files up to this size go through the API as multipart (its limit is 4.5 MB); larger ones straight to S3. */
 export const MULTIPART_LIMIT = 4_000_000;
+/** How long `runTask` waits by default: a run stops starting steps after the server's run limit (1 hour at most). */
+export const RUN_WAIT_MS = 65 * 60_000;
+
+/** What `uploadArtifact` sends: a Blob or File, or bytes (a Node Buffer, any typed array or DataView, an ArrayBuffer). */
+export type UploadData = Blob | ArrayBuffer | ArrayBufferView;
 
 export interface Artifact {
   artifactId: string;
@@ -115,7 +120,8 @@ export interface ClientOptions {
   fetch?: typeof fetch;
 }
 
-/** An error answer of the API in the spec's envelope, or a failed connection (code CONNECTION_ERROR, status 0). */
+/** An error answer of the API in the spec's envelope; or, status 0, a failed connection (CONNECTION_ERROR) or a wait
+ * that ran out (TIMEOUT: `runTask`). */
 export class AutoGPTError extends Error {
   constructor(
     readonly code: string,
@@ -160,8 +166,11 @@ interface Call extends CallOptions {
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => (clearTimeout(timer), reject(signal.reason)), { once: true });
+    if (signal?.aborted) return reject(signal.reason); // an aborted signal fires no more "abort" events
+    const abort = () => (clearTimeout(timer), reject(signal?.reason));
+    // The listener goes when the sleep ends: a poll loop would otherwise pile one a turn onto the caller's signal.
+    const timer = setTimeout(() => (signal?.removeEventListener("abort", abort), resolve()), ms);
+    signal?.addEventListener("abort", abort, { once: true });
   });
 
 /** Answers kept for revalidation: a GET asked again sends its last ETag, and a 304 reuses the kept answer. */
@@ -194,7 +203,7 @@ export class AutoGPTClient {
     for (let page = 1; ; page++) {
       const listed = await this.listTasks({ ...q, page, size: q.size ?? 100 }, o);
       yield* listed.tasks;
-      if (page >= listed.pagination.pages) return;
+      if (!listed.tasks.length || page >= listed.pagination.pages) return; // an empty page ends it whatever `pages` says
     }
   }
 
@@ -232,17 +241,23 @@ export class AutoGPTClient {
       const body = await this.call({ method: "GET", path: `/tasks/${taskId}/artifacts`, query: { page, size: 100 }, safe: true, ...o });
       const listed = fromWire<{ artifacts: Artifact[]; pagination?: Pagination }>(body);
       found.push(...listed.artifacts);
-      if (page >= (listed.pagination?.pages ?? 1)) return found;
+      if (!listed.artifacts.length || page >= (listed.pagination?.pages ?? 1)) return found;
     }
   }
 
-  /** Multipart through the API for small files; a presigned S3 POST, then `complete`, for large ones. */
+  /**
+   * Multipart through the API for small files; a presigned S3 POST, then `complete`, for large ones. The name is
+   * `fileName`, else the File's, else the last segment of `relativePath` (the server reads a path that does not
+   * end in the file's name as a folder); a `relativePath` ending in "/" is a folder.
+   */
   async uploadArtifact(
     taskId: string,
-    file: Blob,
+    data: UploadData,
     options: { fileName?: string; relativePath?: string; onProgress?: (sent: number, total: number) => void } & CallOptions = {},
   ): Promise<Artifact> {
-    const name = options.fileName ?? (file as File).name ?? "upload.bin";
+    const file = asBlob(data);
+    const inPath = options.relativePath?.endsWith("/") ? undefined : options.relativePath?.split("/").pop();
+    const name = options.fileName || (file as File).name || inPath || "upload.bin";
     if (file.size <= MULTIPART_LIMIT) {
       const form = new FormData();
       if (options.relativePath) form.append("relative_path", options.relativePath);
@@ -289,14 +304,28 @@ export class AutoGPTClient {
     return fromWire(await this.call({ method: "POST", path: `/tasks/${taskId}/cancel`, safe: true, ...o }));
   }
 
-  /** Starts the task's run and resolves with the ended run. */
-  async runTask(taskId: string, options: { maxSteps?: number; pollMs?: number } & CallOptions = {}): Promise<Run> {
-    let run = await this.startRun(taskId, { maxSteps: options.maxSteps }, options);
-    while (run.status === "running") {
-      await sleep(options.pollMs ?? 1000, options.signal);
-      run = await this.getRun(taskId, options);
+  /**
+   * Starts the task's run and resolves with the ended run, polling every `pollMs`. Waits at most `waitMs` in all
+   * (default RUN_WAIT_MS), then throws AutoGPTError TIMEOUT; the run goes on on the server (`getRun`, `cancelTask`).
+   */
+  async runTask(taskId: string, options: { maxSteps?: number; pollMs?: number; waitMs?: number } & CallOptions = {}): Promise<Run> {
+    const waitMs = options.waitMs ?? RUN_WAIT_MS;
+    const deadline = AbortSignal.timeout(waitMs);
+    const o = { ...options, signal: options.signal ? AbortSignal.any([options.signal, deadline]) : deadline };
+    let run: Run | undefined;
+    try {
+      run = await this.startRun(taskId, { maxSteps: options.maxSteps }, o);
+      while (run.status === "running") {
+        await sleep(options.pollMs ?? 1000, o.signal);
+        run = await this.getRun(taskId, o);
+      }
+      return run;
+    } catch (error) {
+      if (!deadline.aborted || options.signal?.aborted) throw error; // the caller's abort stays an AbortError
+      const message = `the run of task ${taskId} had not ended after ${waitMs} ms (waitMs); it goes on on the server`;
+      const details = { task_id: taskId, run_id: run?.runId ?? null, status: run?.status ?? null, wait_ms: waitMs };
+      throw new AutoGPTError("TIMEOUT", message, 0, details);
     }
-    return run;
   }
 
   async status(o?: CallOptions): Promise<AgentStatus> {
@@ -335,6 +364,7 @@ export class AutoGPTClient {
   }
 
   private async *channel<T>(url: string, signal?: AbortSignal): AsyncGenerator<T> {
+    if (signal?.aborted) return; // its "abort" event is past: the socket below would never be closed by it
     const Socket = (globalThis as { WebSocket?: typeof WebSocket }).WebSocket ?? (await loadWs());
     const socket = new Socket(url);
     const queue: (T | Error | null)[] = [];
@@ -378,7 +408,7 @@ export class AutoGPTClient {
         if (!(c.safe && attempt < this.options.maxRetries)) throw new AutoGPTError("CONNECTION_ERROR", String(error), 0);
       }
       if (response) {
-        const retry = attempt < this.options.maxRetries && (await retryable(response, c));
+        const retry = attempt < this.options.maxRetries && (await retryable(response, c, c.timeout ?? this.options.timeout));
         if (!retry) {
           if (response.status === 304 && kept) return this.revalidated(url.href, kept);
           if (!response.ok) throw await asError(response);
@@ -402,7 +432,9 @@ export class AutoGPTClient {
   }
 }
 
-async function retryable(response: Response, c: Call): Promise<boolean> {
+async function retryable(response: Response, c: Call, timeout: number): Promise<boolean> {
+  // A wait longer than the call may take is not waited for: the caller gets the answer (its Retry-After) instead.
+  if (Number(response.headers.get("retry-after")) * 1000 > timeout) return false;
   if (response.status === 429) {
     const code = await response.clone().json().then((b: { error?: { code?: string } }) => b.error?.code, () => undefined);
     return code === "RATE_LIMITED"; // refused before it ran; a full agent (INSUFFICIENT_RESOURCES) is the caller's call
@@ -415,6 +447,14 @@ async function asError(response: Response): Promise<AutoGPTError> {
   const error = body.error;
   if (error?.code) return new AutoGPTError(error.code, error.message ?? "", response.status, error.details ?? {});
   return new AutoGPTError(response.status >= 500 ? "INTERNAL_ERROR" : "INVALID_REQUEST", body.message ?? `HTTP ${response.status}`, response.status);
+}
+
+function asBlob(data: unknown): Blob {
+  if (data instanceof Blob) return data;
+  if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return new Blob([data as BlobPart]);
+  const got = data == null ? String(data) : (Object(data).constructor?.name ?? typeof data);
+  const hint = typeof data === "string" ? " (a path? read it first: await readFile(path))" : "";
+  throw new TypeError(`uploadArtifact takes a Blob, File, ArrayBuffer or typed array such as a Buffer, not ${got}${hint}`);
 }
 
 function key(): string {

@@ -1,6 +1,7 @@
 // The built package against a running server (AUTOGPT_BASE_URL, the dev server): what the spec's JS SDK shows,
 // and the rest. Run by tests/client/test_js_client.py, which starts the server and builds the package.
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
 import { createRequire } from "node:module";
 import { test } from "node:test";
 
@@ -8,8 +9,29 @@ import { AutoGPTClient, AutoGPTError, fromWire, toWire } from "../dist/esm/index
 
 const baseURL = process.env.AUTOGPT_BASE_URL ?? "http://localhost:8000";
 const client = new AutoGPTClient({ baseURL });
+// Every test has a deadline: a client that waits forever fails the test instead of hanging `npm test`.
+const bounded = { timeout: 60_000 };
 
-test("the spec's example: create a task, execute a step", async () => {
+/** A local API server that answers every request with `answer(method, path)` ([status, body, headers?]) and
+ * records what it was asked ("GET /tasks/t1/run"). Closed when the test ends. */
+async function scripted(t, answer) {
+  const seen = [];
+  const server = createServer((request, response) => {
+    const path = new URL(request.url, "http://x").pathname.replace("/ap/v1/agent", "");
+    seen.push(`${request.method} ${path}`);
+    const [status, body, headers = {}] = answer(request.method, path);
+    request.resume().on("end", () => response.writeHead(status, { "Content-Type": "application/json", ...headers }).end(JSON.stringify(body)));
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => (server.closeAllConnections(), new Promise((resolve) => server.close(resolve))));
+  return { baseURL: `http://127.0.0.1:${server.address().port}`, seen };
+}
+
+const envelope = (code, details = {}) => ({ success: false, message: code, error: { code, message: code, details } });
+const TASK = { task_id: "t1", input: "x", additional_input: {}, status: "created", created_at: "a", modified_at: "a", artifacts: [] };
+const RUNNING = { task_id: "t1", run_id: "r1", status: "running", max_steps: 20, started_at: "a" };
+
+test("the spec's example: create a task, execute a step", bounded, async () => {
   const task = await client.createTask({ input: "分析销售数据", additionalInput: { priority: "high" } });
   const step = await client.executeStep(task.taskId, { input: "开始分析" });
   assert.equal(task.status, "created");
@@ -19,7 +41,7 @@ test("the spec's example: create a task, execute a step", async () => {
   assert.equal(step.additionalOutput.usage.total_tokens >= 0, true); // user and server data stay as sent
 });
 
-test("files both ways, small through the API and large straight to S3", async () => {
+test("files both ways, small through the API and large straight to S3", bounded, async () => {
   const task = await client.createTask({ input: "files" });
   const small = new Blob(["m,a\nJan,1\n"], { type: "text/csv" });
   const large = new Blob([new Uint8Array(4_500_000).fill(65)], { type: "text/plain" });
@@ -36,7 +58,7 @@ test("files both ways, small through the API and large straight to S3", async ()
   assert.equal((await client.deleteArtifact(task.taskId, up.artifactId)).success, true);
 });
 
-test("errors carry the spec's code, message, details and status", async () => {
+test("errors carry the spec's code, message, details and status", bounded, async () => {
   await assert.rejects(client.getTask("00000000-0000-4000-8000-000000000000"), (error) => {
     assert.ok(error instanceof AutoGPTError);
     assert.equal(error.code, "TASK_NOT_FOUND");
@@ -49,13 +71,13 @@ test("errors carry the spec's code, message, details and status", async () => {
   await assert.rejects(client.status({ signal: aborted.signal }), { name: "AbortError" });
 });
 
-test("a run to its end, watched live, and the task list page after page", async () => {
+test("a run to its end, watched live, and the task list page after page", bounded, async () => {
   const task = await client.createTask({ input: "Summarise" });
-  const run = await client.runTask(task.taskId, { pollMs: 200 });
+  const run = await client.runTask(task.taskId, { pollMs: 200, waitMs: 50_000 });
   const watched = await client.createTask({ input: "Summarise" });
   await client.startRun(watched.taskId);
   const updates = [];
-  for await (const update of client.watchTask(watched.taskId)) updates.push(update);
+  for await (const update of client.watchTask(watched.taskId, { signal: AbortSignal.timeout(50_000) })) updates.push(update);
   const seen = [];
   for await (const t of client.iterTasks({ size: 1 })) seen.push(t.taskId);
   assert.equal(run.status, "completed");
@@ -67,7 +89,7 @@ test("a run to its end, watched live, and the task list page after page", async 
   assert.ok(status.capabilities.includes("code_execution"));
 });
 
-test("a rate-limited call is tried again after Retry-After, with the same Idempotency-Key", async () => {
+test("a rate-limited call is tried again after Retry-After, with the same Idempotency-Key", bounded, async () => {
   const keys = [];
   let calls = 0;
   const scripted = new AutoGPTClient({
@@ -88,6 +110,88 @@ test("a rate-limited call is tried again after Retry-After, with the same Idempo
   assert.equal(keys[0], keys[1]);
 });
 
+test("bytes are uploaded as a file named by fileName or relativePath; anything else is a TypeError before any request", bounded, async () => {
+  const task = await client.createTask({ input: "bytes" });
+  const buffer = await client.uploadArtifact(task.taskId, Buffer.from("m,a\nJan,1\n"), { relativePath: "data/sales.csv" });
+  const bytes = await client.uploadArtifact(task.taskId, new TextEncoder().encode("{}"), { fileName: "a.json" });
+  const inFolder = await client.uploadArtifact(task.taskId, new Blob(["x"]).slice(), { relativePath: "data/" });
+  assert.deepEqual([buffer.fileName, buffer.relativePath], ["sales.csv", "data/sales.csv"]);
+  assert.deepEqual([bytes.fileName, bytes.relativePath, bytes.fileSize], ["a.json", "a.json", 2]);
+  assert.equal(inFolder.relativePath, "data/upload.bin");
+  assert.equal(await (await client.downloadArtifact(task.taskId, buffer.artifactId)).text(), "m,a\nJan,1\n");
+  let calls = 0;
+  const counting = new AutoGPTClient({ baseURL: "http://agent.test", fetch: async () => (calls++, Response.json({})) });
+  await assert.rejects(counting.uploadArtifact("t1", "sales.csv"), { name: "TypeError", message: /Blob, File, ArrayBuffer or typed array.*not String \(a path\?/ });
+  await assert.rejects(counting.uploadArtifact("t1", { size: 3 }), { name: "TypeError", message: /not Object$/ });
+  await assert.rejects(counting.uploadArtifact("t1", null), { name: "TypeError", message: /not null$/ });
+  assert.equal(calls, 0);
+});
+
+test("429 INSUFFICIENT_RESOURCES (every run slot taken) is tried once; RATE_LIMITED and a read's 503 are tried again", bounded, async (t) => {
+  const full = await scripted(t, () => [429, envelope("INSUFFICIENT_RESOURCES", { limit: 5 }), { "Retry-After": "0" }]);
+  const fullClient = new AutoGPTClient({ baseURL: full.baseURL });
+  await assert.rejects(fullClient.startRun("t1"), { code: "INSUFFICIENT_RESOURCES", status: 429 });
+  await assert.rejects(fullClient.getTask("t1"), { code: "INSUFFICIENT_RESOURCES" }); // a read, safe to repeat: still once
+  assert.deepEqual(full.seen, ["POST /tasks/t1/run", "GET /tasks/t1"]);
+  const refused = new Set(); // the first POST and the first GET
+  const busy = await scripted(t, (method) => {
+    if (refused.has(method)) return [200, method === "POST" ? RUNNING : TASK];
+    refused.add(method);
+    return method === "POST" ? [429, envelope("RATE_LIMITED"), { "Retry-After": "0" }] : [503, envelope("INTERNAL_ERROR")];
+  });
+  const busyClient = new AutoGPTClient({ baseURL: busy.baseURL });
+  assert.equal((await busyClient.startRun("t1")).runId, "r1");
+  assert.equal((await busyClient.getTask("t1")).taskId, "t1");
+  assert.deepEqual(busy.seen, ["POST /tasks/t1/run", "POST /tasks/t1/run", "GET /tasks/t1", "GET /tasks/t1"]);
+});
+
+test("runTask gives up on a run that never ends after waitMs (TIMEOUT), and stops at once when the caller aborts", bounded, async (t) => {
+  const caller = new AbortController();
+  let abortAt = Infinity; // the caller aborts while this request is answered
+  const endless = await scripted(t, (method) => {
+    if (endless.seen.length === abortAt) caller.abort();
+    return [method === "POST" ? 201 : 200, RUNNING];
+  });
+  const endlessClient = new AutoGPTClient({ baseURL: endless.baseURL });
+  const warnings = [];
+  const warned = (warning) => warnings.push(String(warning));
+  process.on("warning", warned);
+  t.after(() => process.off("warning", warned));
+  const started = Date.now();
+  await assert.rejects(endlessClient.runTask("t1", { pollMs: 20, waitMs: 300, signal: new AbortController().signal }), (error) => {
+    assert.ok(error instanceof AutoGPTError);
+    assert.equal(error.code, "TIMEOUT");
+    assert.match(error.message, /t1 had not ended after 300 ms/);
+    assert.deepEqual(error.details, { task_id: "t1", run_id: "r1", status: "running", wait_ms: 300 });
+    return true;
+  });
+  assert.ok(Date.now() - started < 2_000);
+  const polled = endless.seen.length;
+  assert.ok(polled >= 3 && endless.seen.slice(1).every((s) => s === "GET /tasks/t1/run"), endless.seen.join());
+  abortAt = polled + 4; // the second run's start and three polls
+  await assert.rejects(endlessClient.runTask("t1", { pollMs: 20, signal: caller.signal }), { name: "AbortError" });
+  assert.equal(endless.seen.length, abortAt);
+  await new Promise(setImmediate); // Node emits its warnings on the next turn
+  assert.deepEqual(warnings, []); // no "abort" listener left behind a poll: none piles up on the signal
+});
+
+test("loops end: paging at an empty page whatever `pages` says, a retry whose Retry-After is past the call's timeout", bounded, async (t) => {
+  const pages = await scripted(t, (method, path) =>
+    [200, path.endsWith("/artifacts") ? { artifacts: [], pagination: { page: 1, size: 100, total: 10 ** 8, pages: 10 ** 6 } } : { tasks: [], pagination: { page: 1, size: 1, total: 10 ** 6, pages: 10 ** 6 } }],
+  );
+  const paging = new AutoGPTClient({ baseURL: pages.baseURL });
+  const listed = [];
+  for await (const task of paging.iterTasks({ size: 1 })) listed.push(task);
+  assert.deepEqual([listed, await paging.getArtifacts("t1")], [[], []]);
+  assert.deepEqual(pages.seen, ["GET /tasks", "GET /tasks/t1/artifacts"]);
+  const later = await scripted(t, () => [429, envelope("RATE_LIMITED"), { "Retry-After": "3600" }]);
+  await assert.rejects(new AutoGPTClient({ baseURL: later.baseURL, timeout: 5_000 }).getTask("t1"), { code: "RATE_LIMITED" });
+  assert.equal(later.seen.length, 1);
+  const idle = await client.createTask({ input: "never run" }); // watched, it would stay "created" for ever
+  const aborted = AbortSignal.abort();
+  for await (const update of client.watchTask(idle.taskId, { signal: aborted })) assert.fail(`after the abort: ${update.status}`);
+});
+
 test("camelCase here, snake_case on the wire; CommonJS too", () => {
   assert.deepEqual(fromWire({ task_id: "t", additional_input: { keep_me: 1 } }), { taskId: "t", additionalInput: { keep_me: 1 } });
   assert.deepEqual(toWire({ maxSteps: 3 }), { max_steps: 3 });
@@ -95,7 +199,7 @@ test("camelCase here, snake_case on the wire; CommonJS too", () => {
   assert.equal(typeof require("../dist/cjs/index.js").AutoGPTClient, "function");
 });
 
-test("a GET asked again is revalidated: 304 while unchanged, the kept answer reused, a change read anew", async () => {
+test("a GET asked again is revalidated: 304 while unchanged, the kept answer reused, a change read anew", bounded, async () => {
   const seen = [];
   const recording = new AutoGPTClient({
     baseURL,
