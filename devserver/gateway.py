@@ -14,14 +14,13 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import cache
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from agent_core.api import language
-from agent_core.errors import AgentError, MethodNotAllowed
+from agent_core.errors import MethodNotAllowed, localized_envelope
 
 from . import apigw
 from .template import Route, Template
@@ -204,25 +203,12 @@ class Gateway:
 
 
 def _localized(body: str, request: Request) -> str:
-    """A gateway-made error body in Chinese for `Accept-Language: zh`, with the messages the functions use."""
-    if language(request.headers.get("accept-language")) != "zh":
+    """A gateway-made error body in Chinese for `Accept-Language: zh`, with the texts the functions use."""
+    lang = language(request.headers.get("accept-language"))
+    if lang != "zh":
         return body
     try:
         doc = json.loads(body)
     except ValueError:
         return body
-    chinese = _chinese_messages()
-    for holder in (doc, doc.get("error") or {}):
-        if holder.get("message") in chinese:
-            holder["message"] = chinese[holder["message"]]
-    return json.dumps(doc, ensure_ascii=False)
-
-
-@cache
-def _chinese_messages() -> dict[str, str]:
-    found, pending = {}, [AgentError]
-    while pending:
-        kind = pending.pop()
-        pending.extend(kind.__subclasses__())
-        found[kind.message_en] = kind.message_zh
-    return found
+    return json.dumps(localized_envelope(doc, lang), ensure_ascii=False)

@@ -1,9 +1,10 @@
 """The agent function's answers that do not need a run: /status's uptime (when the agent started, not when it was
-first asked)."""
+first asked) and a run asked of a task that never had one."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -53,3 +54,18 @@ def test_dev_server_uptime_is_its_start(live_server: str) -> None:
     began = datetime.now(UTC)
     uptime = httpx.get(f"{live_server}/status", timeout=30).json()["uptime"]
     assert _moment(uptime) < began
+
+
+def test_the_run_of_a_task_never_run_is_404_run_not_found(api, new_task) -> None:
+    task_id = new_task()["task_id"]
+
+    english = api("GET", f"/tasks/{task_id}/run")
+    chinese = api("GET", f"/tasks/{task_id}/run", headers={"Accept-Language": "zh-CN"})
+    missing = api("GET", f"/tasks/{uuid.uuid4()}/run")
+
+    assert english.status == 404, english.body
+    assert english.json()["error"]["code"] == "RUN_NOT_FOUND"
+    assert english.json()["error"]["details"]["suggestion"] == "Start a run with POST /tasks/{task_id}/run"
+    assert chinese.json()["error"]["message"] == "该任务尚未运行过"
+    assert chinese.json()["error"]["details"]["suggestion"] == "请通过 POST /tasks/{task_id}/run 启动运行"
+    assert (missing.status, missing.json()["error"]["code"]) == (404, "TASK_NOT_FOUND")

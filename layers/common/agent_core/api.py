@@ -3,6 +3,7 @@ query dependencies, and the Lambda entry point."""
 
 from __future__ import annotations
 
+import collections
 import functools
 import inspect
 import uuid
@@ -23,7 +24,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from . import API_PREFIX, VERSION
 from .conditional import NoStoreByDefault, NotModified, not_modified
 from .config import get_settings
-from .errors import AgentError, InternalError, InvalidRequest, MethodNotAllowed, PayloadTooLarge, RouteNotFound
+from .errors import (
+    VALIDATION_ZH,
+    AgentError,
+    InternalError,
+    InvalidRequest,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    RouteNotFound,
+    Text,
+    translate,
+)
 from .idempotency import remember_invocation
 from .paging import PageRequest
 
@@ -117,7 +128,7 @@ def _part_of(request: Request, field: str) -> str:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [_field_error(e) for e in exc.errors()]
-    first = errors[0] if errors else {"field": "body", "in": "body", "reason": "invalid"}
+    first = errors[0] if errors else {"field": "body", "in": "body", "reason": Text("invalid", "无效")}
     where = {k: v for k, v in first.items() if k != "reason"}  # `reason` is the message argument, not a detail
     return error_response(InvalidRequest(first["reason"], **where, errors=errors), _lang(request))
 
@@ -128,7 +139,21 @@ def _field_error(error: dict[str, Any]) -> dict[str, Any]:
     if error["type"] == "json_invalid":
         return {"field": "body", "in": "body", "reason": "the body is not valid JSON"}
     field = ".".join(str(p) for p in rest) or where
-    return {"field": field, "in": where, "reason": error["msg"]}
+    return {"field": field, "in": where, "reason": _reason(error)}
+
+
+def _reason(error: dict[str, Any]) -> Text:
+    """Why, in both languages. Our validators' own texts (a ValueError's) without pydantic's "Value error, " in
+    front, in Chinese from the catalog; pydantic's, in Chinese by the error's type."""
+    ctx = error.get("ctx") or {}
+    if error["type"] in ("value_error", "assertion_error") and "error" in ctx:
+        english = str(ctx["error"])
+        return Text(english, translate(english, "zh"))
+    template = VALIDATION_ZH.get(error["type"])
+    if template is None:
+        return Text(error["msg"], f"取值无效：{error['msg']}")
+    values = {k: str(v).replace(" or ", ", ") for k, v in ctx.items()}  # `expected`: 'a', 'b' or 'c'
+    return Text(error["msg"], template.format_map(collections.defaultdict(str, values)))
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
