@@ -429,7 +429,9 @@ def test_run_routes_answer_clear_errors(api: Any) -> None:
 
     assert api("POST", f"/tasks/{unknown}/run").json()["error"]["code"] == "TASK_NOT_FOUND"
     assert api("POST", f"/tasks/{unknown}/cancel").status == 404
-    assert api("GET", f"/tasks/{task_id}/run").json()["error"]["details"]["suggestion"].startswith("POST")
+    never_run = api("GET", f"/tasks/{task_id}/run")
+    assert never_run.status == 404 and never_run.json()["error"]["code"] == "RUN_NOT_FOUND"
+    assert never_run.json()["error"]["details"]["suggestion"].startswith("POST")
     assert api("POST", f"/tasks/{task_id}/run", json_body={"max_steps": "many"}).status == 400
     assert api("POST", f"/tasks/{task_id}/run", json_body={"steps": 3}).status == 400  # unknown field
     assert api("PUT", f"/tasks/{task_id}/run").status == 405

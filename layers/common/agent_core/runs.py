@@ -29,6 +29,7 @@ from .errors import (
     Conflict,
     InsufficientResources,
     InvalidRequest,
+    RunNotFound,
     TaskAlreadyRunning,
     TaskNotFound,
 )
@@ -315,7 +316,7 @@ def get_run(task_id: str) -> Run:
     if state is None:
         raise TaskNotFound(task_id=task_id)
     if state.run is None:
-        raise InvalidRequest("the task has never been run", task_id=task_id, suggestion="POST /tasks/{task_id}/run")
+        raise RunNotFound(task_id=task_id)
     return _public(state.run, state)
 
 
