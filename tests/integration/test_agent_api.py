@@ -65,7 +65,7 @@ def test_the_run_of_a_task_never_run_is_404_run_not_found(api, new_task) -> None
 
     assert english.status == 404, english.body
     assert english.json()["error"]["code"] == "RUN_NOT_FOUND"
-    assert english.json()["error"]["details"]["suggestion"] == "Start a run with POST /tasks/{task_id}/run"
+    assert english.json()["error"]["details"]["suggestion"] == "POST /tasks/{task_id}/run to start one"
     assert chinese.json()["error"]["message"] == "该任务尚未运行过"
     assert chinese.json()["error"]["details"]["suggestion"] == "请通过 POST /tasks/{task_id}/run 启动运行"
     assert (missing.status, missing.json()["error"]["code"]) == (404, "TASK_NOT_FOUND")

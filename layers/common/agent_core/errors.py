@@ -94,7 +94,7 @@ class RunNotFound(AgentError):
 
     code, status = "RUN_NOT_FOUND", 404
     message_en, message_zh = "The task has never been run", "该任务尚未运行过"
-    suggestion_en = "Start a run with POST /tasks/{task_id}/run"
+    suggestion_en = "POST /tasks/{task_id}/run to start one"
     suggestion_zh = "请通过 POST /tasks/{task_id}/run 启动运行"
 
 
