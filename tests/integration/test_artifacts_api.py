@@ -354,6 +354,35 @@ def test_delete_removes_record_summary_and_object(api, task_id, upload) -> None:
     assert upload(task_id, "gone.txt", b"again").json()["artifact_id"] != gone["artifact_id"]
 
 
+@pytest.mark.parametrize(
+    ("header", "deleted", "missing", "suggestion"),
+    [
+        ("zh-CN,zh;q=0.9", "文件已成功删除", "文件不存在", "请检查文件ID是否正确"),
+        ("zh", "文件已成功删除", "文件不存在", "请检查文件ID是否正确"),
+        (
+            None,
+            "File deleted successfully",
+            "The specified file does not exist",
+            "Check that the artifact ID is correct",
+        ),
+    ],
+    ids=["zh-CN", "zh", "default"],
+)
+def test_delete_answers_in_the_callers_language(
+    api, task_id, upload, header: str | None, deleted: str, missing: str, suggestion: str
+) -> None:
+    artifact_id = upload(task_id, "a.txt", b"a").json()["artifact_id"]
+    headers = {"Accept-Language": header} if header else {}
+
+    first = api("DELETE", f"/tasks/{task_id}/artifacts/{artifact_id}", headers=headers)
+    again = api("DELETE", f"/tasks/{task_id}/artifacts/{artifact_id}", headers=headers)
+
+    assert (first.status, first.json()) == (200, {"success": True, "message": deleted})
+    assert again.status == 404 and error(again)["code"] == "ARTIFACT_NOT_FOUND"
+    assert error(again)["message"] == again.json()["message"] == missing
+    assert error(again)["details"] == {"artifact_id": artifact_id, "suggestion": suggestion}
+
+
 def test_task_delete_removes_its_objects_and_no_others(api, task_id, upload) -> None:
     upload(task_id, "a.txt", b"a")
     upload(task_id, "b.txt", b"b")

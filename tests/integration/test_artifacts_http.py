@@ -101,3 +101,15 @@ def test_deleting_the_task_takes_the_files_with_it(http: httpx.Client) -> None:
     assert http.delete(f"/tasks/{task_id}").status_code == 200
     # the URL outlives the object: S3 answers 404, or 403 to a signer that may not list the bucket (moto does)
     assert httpx.get(url).status_code in (403, 404)
+
+
+def test_delete_over_http_answers_in_the_callers_language(http: httpx.Client, task: str) -> None:
+    artifact_id = upload(http, task, "a.txt", b"a").json()["artifact_id"]
+    chinese = {"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8"}
+
+    deleted = http.delete(f"/tasks/{task}/artifacts/{artifact_id}", headers=chinese)
+    again = http.delete(f"/tasks/{task}/artifacts/{artifact_id}", headers=chinese)
+
+    assert deleted.json() == {"success": True, "message": "文件已成功删除"}
+    assert again.status_code == 404 and again.json()["error"]["message"] == "文件不存在"
+    assert again.json()["error"]["details"]["suggestion"] == "请检查文件ID是否正确"
