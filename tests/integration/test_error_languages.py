@@ -121,7 +121,7 @@ def _disagreeing_paths(api: Call, task: str, h: dict[str, str], _: Any) -> Any:
 
 JSON = "application/json"
 # name -> (status, code, the request: (api, a task's id, headers, monkeypatch) -> response)
-CASES: dict[str, tuple[int | None, str | None, Callable[..., Any]]] = {
+CASES: dict[str, tuple[int, str, Callable[..., Any]]] = {
     "task: input missing": (400, "INVALID_REQUEST", request("POST", "/tasks", json_body={})),
     "task: input not a string": (400, "INVALID_REQUEST", request("POST", "/tasks", json_body={"input": 5})),
     "task: unknown field": (400, "INVALID_REQUEST", request("POST", "/tasks", json_body={"input": "x", "inputs": 1})),
@@ -153,7 +153,7 @@ CASES: dict[str, tuple[int | None, str | None, Callable[..., Any]]] = {
     "step: not found": (404, "STEP_NOT_FOUND", request("GET", "/tasks/{t}/steps/" + _ID)),
     "step: budget spent": (429, "INSUFFICIENT_RESOURCES", _budget_spent),
     "step: while a run holds the task": (409, "TASK_ALREADY_RUNNING", _step_while_a_run_holds_the_task),
-    "run: never run": (None, None, request("GET", "/tasks/{t}/run")),  # 400 until runs.get_run raises RunNotFound
+    "run: never run": (404, "RUN_NOT_FOUND", request("GET", "/tasks/{t}/run")),
     "run: cancel without a run": (400, "INVALID_REQUEST", request("POST", "/tasks/{t}/cancel")),
     "run: max_steps out of range": (
         400, "INVALID_REQUEST", request("POST", "/tasks/{t}/run", json_body={"max_steps": 0})),
@@ -200,7 +200,7 @@ def test_every_error_speaks_chinese_to_the_end(api: Call, task: str, monkeypatch
     response = call(api, task, ZH, monkeypatch)
 
     body = response.json()
-    assert status is None or (response.status, body["error"]["code"]) == (status, code), response.body
+    assert (response.status, body["error"]["code"]) == (status, code), response.body
     assert CJK.search(body["message"]) and CJK.search(body["error"]["message"]), body
     for text in _prose(body["error"]["details"]):
         assert CJK.search(text), (case, text)

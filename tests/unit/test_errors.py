@@ -144,7 +144,10 @@ def test_translate_fills_the_values_into_the_chinese() -> None:
     assert errors.translate("files of type (no extension) are not accepted", "zh") == "不接受没有扩展名的文件"
     assert errors.translate("files of type .exe are not accepted", "zh") == "不接受 .exe 类型的文件"
     # a literal {task_id} in a suggestion stays as it is
-    assert errors.translate("POST /tasks/{task_id}/run", "zh") == "请通过 POST /tasks/{task_id}/run 启动运行"
+    assert errors.translate(errors.UploadTooLarge.suggestion_en, "zh") == errors.UploadTooLarge.suggestion_zh
+    assert errors.translate("wait for the run to end, or stop it with POST /tasks/{task_id}/cancel", "zh") == (
+        "请等待运行结束，或通过 POST /tasks/{task_id}/cancel 停止运行"
+    )
 
 
 def test_translate_leaves_english_and_unknown_text_alone() -> None:

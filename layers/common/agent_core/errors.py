@@ -259,8 +259,6 @@ CATALOG_ZH: dict[str, str] = {
     "{limit} tasks are running, the most allowed at once": "已有 {limit} 个任务在运行，达到同时运行的上限",
     "retry when a run ends (GET /status shows active_tasks)": "请在有运行结束后重试（GET /status 中的 active_tasks）",
     "the task has no run in progress": "该任务没有正在进行的运行",
-    "the task has never been run": "该任务尚未运行过",  # runs.get_run, until it raises RunNotFound
-    "POST /tasks/{task_id}/run": "请通过 POST /tasks/{task_id}/run 启动运行",
     "the run no longer holds this task": "该运行已不再持有此任务",
     "the OpenAI budget is spent": "OpenAI 预算已用完",
     "the task was deleted while the step ran": "步骤执行期间任务已被删除",
