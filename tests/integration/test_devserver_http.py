@@ -8,6 +8,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from urllib.parse import urljoin, urlparse
 
 import httpx
 import pytest
@@ -315,6 +316,48 @@ def test_the_whole_apis_openapi_document_and_docs_are_served(http: httpx.Client)
     step_post = paths["/ap/v1/agent/tasks/{task_id}/steps"]["post"]["responses"]
     assert {"200", "400", "404", "409", "429", "502"} <= set(step_post) and "422" not in step_post
     assert docs.status_code == 200 and b"openapi.json" in docs.content
+
+
+def test_the_documents_server_is_the_api_that_served_it(live_server: str) -> None:
+    # Given the document as a client fetches it, from the dev server on its own (random) port
+    doc_url = f"{live_server}/openapi.json"
+    document = httpx.get(doc_url, timeout=30).json()
+    server = document["servers"][0]["url"]
+    list_path = next(path for path in document["paths"] if path.endswith("/tasks"))
+    # When its server is resolved against the document's URL, as OpenAPI and Swagger UI say, and joined with a path
+    target = urljoin(doc_url, server).rstrip("/") + list_path
+    # Then that is this server's list of tasks, and would be a deployed stage's under its prefix
+    assert "localhost:8000" not in server
+    assert httpx.get(target, timeout=30).status_code == 200, target
+    stage = "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/prod"
+    on_aws = f"{stage}{list_path.removesuffix('/tasks')}/openapi.json"
+    assert urljoin(on_aws, server).rstrip("/") + list_path == stage + list_path
+
+
+def _references(page: str) -> list[str]:
+    """What an HTML page makes a browser fetch: its src and href attributes, and any other http(s) URL in it."""
+    found = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", page)
+    return found + [u for u in re.findall(r"https?://[^\s\"'<>)]+", page) if u not in found]
+
+
+def test_docs_load_swagger_ui_from_the_api_itself(live_server: str) -> None:
+    # Given the docs page
+    docs_url = f"{live_server}/docs"
+    page = httpx.get(docs_url, timeout=30)
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    # Then everything it references is on this host (no CDN: the page works offline), and each asset is there
+    references = [r for r in _references(page.text) if not r.startswith("data:")]
+    assert {urlparse(urljoin(docs_url, r)).netloc for r in references} == {urlparse(live_server).netloc}, references
+    assets = {urlparse(r).path.rsplit("/", 1)[-1]: urljoin(docs_url, r) for r in references}
+    assert set(assets) == {"swagger-ui-bundle.js", "swagger-ui.css"}
+    for name, kind in (("swagger-ui-bundle.js", "text/javascript"), ("swagger-ui.css", "text/css")):
+        asset = httpx.get(assets[name], timeout=30)
+        assert asset.status_code == 200 and asset.headers["content-type"].startswith(kind), (name, asset.headers)
+        assert "max-age=31536000" in asset.headers["cache-control"] and len(asset.content) > 10_000
+    assert "SwaggerUIBundle" in httpx.get(assets["swagger-ui-bundle.js"], timeout=30).text
+    assert "validatorUrl" in page.text  # Swagger UI would otherwise send the document to validator.swagger.io
+    missing = httpx.get(f"{live_server}/docs/assets/nothing.js", timeout=30)
+    assert missing.status_code == 404 and missing.json()["success"] is False
 
 
 def test_the_committed_openapi_document_is_current() -> None:

@@ -1,24 +1,36 @@
 """One OpenAPI document for the whole API, built from every function's routes and models (scripts/openapi.py writes
-it next to this module; a test keeps it current), and the routes that serve it with interactive docs."""
+it next to this module; a test keeps it current), and the routes that serve it with interactive docs: Swagger UI
+from files installed with the layer (the fastapi-offline package ships its build), never from a CDN."""
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from . import API_PREFIX, VERSION
+from .errors import RouteNotFound
 
 DOCUMENT = Path(__file__).with_name("openapi.json")
+# The paths keep the API's prefix (/ap/v1/agent/tasks), and the document is served at /ap/v1/agent/openapi.json:
+# three levels up from it is the root they hang from, whatever the host, the port (the dev server's) or the stage
+# prefix in front (https://....execute-api....amazonaws.com/prod/). Swagger UI resolves it against the document's URL.
+SERVER = "../../.."
 
 _ERROR_CODES = {
     400: ("INVALID_REQUEST", "a parameter or the body failed validation"),
-    404: ("TASK_NOT_FOUND", "no such task, step, file or endpoint (INVALID_REQUEST for an endpoint)"),
+    404: (
+        "TASK_NOT_FOUND",
+        "no such task; STEP_NOT_FOUND, ARTIFACT_NOT_FOUND for a step or file, RUN_NOT_FOUND for a task never run, "
+        "INVALID_REQUEST for an endpoint",
+    ),
     405: ("INVALID_REQUEST", "the endpoint has no such method (see Allow)"),
     409: ("TASK_ALREADY_RUNNING", "a step or a run holds the task, or a request with this Idempotency-Key is at work"),
     413: ("PAYLOAD_TOO_LARGE", "the body is over the endpoint's limit"),
@@ -27,8 +39,9 @@ _ERROR_CODES = {
     502: ("OPENAI_API_ERROR", "the model API failed after retries"),
 }
 _ALL_CODES = [
-    "INVALID_REQUEST", "TASK_NOT_FOUND", "STEP_NOT_FOUND", "ARTIFACT_NOT_FOUND", "TASK_ALREADY_RUNNING",
-    "INSUFFICIENT_RESOURCES", "RATE_LIMITED", "PAYLOAD_TOO_LARGE", "OPENAI_API_ERROR", "INTERNAL_ERROR",
+    "INVALID_REQUEST", "TASK_NOT_FOUND", "STEP_NOT_FOUND", "ARTIFACT_NOT_FOUND", "RUN_NOT_FOUND",
+    "TASK_ALREADY_RUNNING", "INSUFFICIENT_RESOURCES", "RATE_LIMITED", "PAYLOAD_TOO_LARGE", "OPENAI_API_ERROR",
+    "INTERNAL_ERROR",
 ]  # fmt: skip
 _ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -54,9 +67,7 @@ def build(apps: list[FastAPI]) -> dict[str, Any]:
     merged: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "Agent Protocol API (AutoGPT v0.5.1)", "version": VERSION},
-        "servers": [
-            {"url": "http://localhost:8000", "description": "the dev server (make dev); on AWS: ApiUrl's host"}
-        ],
+        "servers": [{"url": SERVER, "description": "the API that served this document, on any host, port or stage"}],
         "paths": {},
         "components": {"schemas": {"Error": _ERROR_SCHEMA}},
     }
@@ -120,5 +131,41 @@ async def openapi_document() -> JSONResponse:
 
 @docs_router.get("/docs")
 async def interactive_docs() -> HTMLResponse:
-    # Relative, so it resolves under a deployed stage's prefix (/dev/ap/v1/agent/...) as locally.
-    return get_swagger_ui_html(openapi_url="openapi.json", title="Agent Protocol API")
+    # Relative URLs, so they resolve under a deployed stage's prefix (/dev/ap/v1/agent/...) as locally; each asset's
+    # version in its query, so a browser may keep it for good. No favicon: a browser would ask the host's root.
+    return get_swagger_ui_html(
+        openapi_url="openapi.json",
+        title="Agent Protocol API",
+        swagger_js_url=f"docs/assets/swagger-ui-bundle.js?v={_assets_version()}",
+        swagger_css_url=f"docs/assets/swagger-ui.css?v={_assets_version()}",
+        swagger_favicon_url="data:,",
+        swagger_ui_parameters={"validatorUrl": None},  # Swagger UI would send the document to validator.swagger.io
+    )
+
+
+# Swagger UI's files, and the type each is served with.
+_ASSETS = {"swagger-ui-bundle.js": "text/javascript; charset=utf-8", "swagger-ui.css": "text/css; charset=utf-8"}
+
+
+@docs_router.get("/docs/assets/{name}")
+async def docs_asset(name: str, request: Request) -> Response:
+    kind = _ASSETS.get(name)
+    if kind is None:
+        raise RouteNotFound(method=request.method, path=request.url.path)
+    # A year, immutable: the page names the assets' version, which changes with the installed files.
+    return Response(_asset(name), media_type=kind, headers={"Cache-Control": "public, max-age=31536000, immutable"})
+
+
+@cache
+def _asset(name: str) -> bytes:
+    spec = importlib.util.find_spec("fastapi_offline")  # found, not imported: only its files are wanted
+    assert spec is not None and spec.origin is not None, "fastapi-offline (layers/common/requirements.txt)"
+    return (Path(spec.origin).parent / "static" / name).read_bytes()
+
+
+@cache
+def _assets_version() -> str:
+    digest = hashlib.blake2b(digest_size=6)
+    for name in sorted(_ASSETS):
+        digest.update(_asset(name))
+    return digest.hexdigest()
