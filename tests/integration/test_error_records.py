@@ -1,6 +1,6 @@
 """Errors worth reading: every 5xx is logged once as a structured "server error" record carrying the request id the
 caller got in `details.request_id`, the route, the task and the cause; every model error once as "model error"
-(README, Operations, has a Logs Insights query for each)."""
+(docs/operations.md has a Logs Insights query for each)."""
 
 from __future__ import annotations
 

@@ -71,6 +71,9 @@ def test_invoke_sample_event_answers_from_its_function(aws_mock: None, path: Pat
     if path.stem == "interactive_docs":  # an HTML page
         assert response.status == 200 and b"openapi.json" in response.body
         return
+    if path.stem == "docs_asset":  # Swagger UI's stylesheet, from the layer
+        assert response.status == 200 and dict(response.headers)["content-type"].startswith("text/css")
+        return
     body = response.json()
     if response.status == 404:
         assert body["success"] is False and body["error"]["code"].endswith("_NOT_FOUND")

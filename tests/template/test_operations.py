@@ -238,14 +238,14 @@ def test_the_alarms_watch_what_operations_needs() -> None:
 
 
 def test_every_alarm_notifies_the_topic_and_chooses_what_missing_data_means() -> None:
-    readme = (ROOT / "README.md").read_text()
+    guide = (ROOT / "docs" / "operations.md").read_text()
     for name, props in ALARMS.items():
         assert props["AlarmActions"] == props["OKActions"] == [{"Ref": "AlarmTopic"}], name
         assert props["TreatMissingData"] in ("notBreaching", "ignore", "breaching"), name
         # the key's policy lets CloudWatch use it for alarms named <stack>-*
         alarm_name = props["AlarmName"]["Fn::Sub"]
         assert alarm_name.startswith("${AWS::StackName}-"), name
-        assert alarm_name.removeprefix("${AWS::StackName}-") in readme, f"README does not explain {name}"
+        assert alarm_name.removeprefix("${AWS::StackName}-") in guide, f"docs/operations.md does not explain {name}"
 
 
 def test_the_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use() -> None:
