@@ -25,7 +25,7 @@ import httpx
 import pytest
 from moto import mock_aws
 
-from agent_core import aws
+from agent_core import aws, push
 from agent_core.agent import llm
 from agent_core.config import get_settings
 from agent_core.storage import bucket as bucket_module
@@ -87,10 +87,14 @@ def _environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def _reset_caches() -> None:
+    """What the functions cache per process is made again for each test, against that test's moto."""
     aws.reset()
     get_settings.cache_clear()
     table_module.get_table.cache_clear()
     bucket_module.get_bucket.cache_clear()
+    push.connections.cache_clear()
+    push._made.cache_clear()
+    push._subscribers_cache = (0.0, [])
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -60,6 +61,19 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
         loop.close()
 
 
+def without_catch_up(seen: list[Any], usual: tuple[Any, ...]) -> list[Any]:
+    """`seen` as `usual` has it where the only difference is push.welcome's catch-up: right after the first message,
+    the status again (with the step count as its current step), beside the change it caught up with or instead of it
+    (when the change was pushed just before the connection was marked ready)."""
+    if len(seen) < 2 or len(usual) < 2 or seen[1][0] != usual[1][0]:
+        return seen
+    if len(seen) == len(usual) + 1 and tuple(seen[2:]) == usual[1:]:
+        return seen[:1] + seen[2:]
+    if len(seen) == len(usual) and tuple(seen[2:]) == usual[2:]:
+        return [seen[0], usual[1], *seen[2:]]
+    return seen
+
+
 def ended(message: Message) -> bool:
     return message.get("status") in ("completed", "failed")
 
@@ -91,10 +105,12 @@ def test_watchers_see_a_run_from_its_current_status_to_completed(live_server: st
     steps = [m["current_step"] for m in first]
     assert steps.index("step 1") < steps.index("list_files") < steps.index("finish")
     # Every one of the 50 watchers got every message, in the same order. (The last may be the last step's or the
-    # run's end: both say completed, pushed from two functions at once.)
+    # run's end: both say completed, pushed from two functions at once.) A watcher still being marked ready when the
+    # run started may also get the welcome's catch-up: the status again, right after its first message.
     brief = [[(m["status"], m["current_step"]) for m in w] for w in seen]
-    odd = [b for b in brief if b[:-1] != brief[0][:-1] or b[-1][0] != "completed"]
-    assert not odd, "\n".join(map(str, [brief[0], *odd[:2]]))
+    usual = Counter(tuple(b[:-1]) for b in brief).most_common(1)[0][0]
+    odd = [b for b in brief if tuple(without_catch_up(b[:-1], usual)) != usual or b[-1][0] != "completed"]
+    assert not odd, "\n".join(map(str, [usual, *odd[:2]]))
     # The log stream, filtered to this task, carried the run's records
     assert {m["task_id"] for m in logs} == {task_id}
     said = [m["message"] for m in logs]
