@@ -26,28 +26,31 @@ def _arrival_delays_ms(base: str, subscribers: int, steps: int) -> list[float]:
     url = base.replace("http://", "ws://") + f"/tasks/{task_id}/ws"
     delays: list[float] = []
 
-    async def subscriber(ready: asyncio.Semaphore, stop: asyncio.Event) -> None:
+    async def subscriber(ready: asyncio.Semaphore, changes: int) -> None:
+        """Until it has `changes` messages (two a step: started, finished), or a minute has passed. A subscriber
+        still being marked ready when the first step starts may also get the welcome's catch-up, a copy of the
+        status then: it is counted as a message."""
         async with websockets.connect(url, open_timeout=60) as socket:
             await socket.recv()  # the current status, sent when it connected: not a change
             ready.release()
-            while not stop.is_set():
+            deadline, received = time.monotonic() + 60, 0
+            while received < changes and time.monotonic() < deadline:
                 try:
-                    raw = await asyncio.wait_for(socket.recv(), timeout=0.5)
+                    raw = await asyncio.wait_for(socket.recv(), timeout=deadline - time.monotonic())
                 except TimeoutError:
-                    continue
+                    break
                 sent = datetime.fromisoformat(json.loads(raw)["timestamp"].replace("Z", "+00:00")).timestamp()
                 delays.append((time.time() - sent) * 1000)
+                received += 1
 
     async def scenario() -> None:
-        ready, stop = asyncio.Semaphore(0), asyncio.Event()
-        tasks = [asyncio.create_task(subscriber(ready, stop)) for _ in range(subscribers)]
+        ready = asyncio.Semaphore(0)
+        tasks = [asyncio.create_task(subscriber(ready, 2 * steps)) for _ in range(subscribers)]
         for _ in tasks:
             await asyncio.wait_for(ready.acquire(), timeout=120)
         loop = asyncio.get_running_loop()
         for _ in range(steps):  # two status changes each: started, finished
             await loop.run_in_executor(None, lambda: client.post(f"/tasks/{task_id}/steps"))
-        await asyncio.sleep(1)
-        stop.set()
         await asyncio.gather(*tasks)
 
     asyncio.run(scenario())

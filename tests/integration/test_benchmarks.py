@@ -62,7 +62,7 @@ def test_push_benchmark_measures_the_way_of_a_status_change() -> None:
         capture_output=True, text=True, timeout=180, check=True,
     )  # fmt: skip
     rows = {line.split()[0]: line.split() for line in done.stdout.splitlines()[-2:]}
-    assert rows["1"][3] == "4" and rows["3"][3] == "12"  # two changes a step, to every subscriber
+    assert rows["1"][3] == "4" and rows["3"][3] == "12"  # two changes a step, to every subscriber, and no more
 
 
 def test_http_benchmark_measures_both_servers_side_by_side(live_server: str) -> None:
