@@ -11,12 +11,14 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from agent_core.sandbox.cleanup import empty_dir, remove_tree
-from agent_core.sandbox.isolation import Bubblewrap, choose
+from agent_core.sandbox.isolation import NOBODY, Bubblewrap, FunctionBoundary, choose
 
 ROOT = Path(__file__).resolve().parents[2]
 needs_bwrap = pytest.mark.usefixtures("bubblewrap")
@@ -169,3 +171,100 @@ def test_the_sandbox_function_starts_and_ends_every_invocation_clean(tmp_path: P
     assert report["after_start"] == {"processes": [], "tmp": []}
     assert "left things behind" in report["run"]
     assert report["after_run"] == {"processes": [], "tmp": []}
+
+
+# Root ignores mode bits, so as root the code below becomes nobody first (after its imports: the interpreter may be
+# under root's 0700 home).
+DROP = """
+import json, logging, os, sys
+from pathlib import Path
+from agent_core.sandbox.cleanup import empty_dir
+if os.geteuid() == 0:
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+"""
+# empty_dir as the sandbox function's unprivileged user runs it: the scratch directory's entries, the logged failures,
+# and what it returned.
+EMPTY_AS_USER = """
+logging.basicConfig(level=logging.ERROR, format="LOG %(message)s")
+left = empty_dir(Path(sys.argv[1]))
+print(json.dumps({"left": left, "entries": sorted(os.listdir(sys.argv[1]))}))
+"""
+
+
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    """A directory nobody owns, in a place nobody can reach (pytest's tmp_path is root's 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="cleanup-test-"))
+    if os.geteuid() == 0:
+        os.chown(path, NOBODY, NOBODY)
+    try:
+        yield path
+    finally:
+        remove_tree(path)  # as root, whatever the test left
+
+
+def as_user(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", DROP + code, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "layers" / "common")},
+        check=False,
+    )
+
+
+def test_cleanup_opens_up_mode_000_directories_at_any_depth(scratch: Path) -> None:
+    build = (
+        "os.chdir(sys.argv[1])\n"
+        "os.makedirs('a/b/c/d')\nopen('a/b/c/d/f', 'w').write('x')\nopen('a/b/c/g', 'w').write('x')\n"
+        "for d in ('a/b/c/d', 'a/b/c', 'a/b'):\n    os.chmod(d, 0)\n"
+        "os.makedirs('top000/x')\nos.chmod('top000/x', 0)\nos.chmod('top000', 0)\n"
+    )
+    made = as_user(build, str(scratch))
+    assert made.returncode == 0, made.stderr
+
+    done = as_user(EMPTY_AS_USER, str(scratch))
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {"left": [], "entries": []}
+    assert "LOG" not in done.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make what the unprivileged user cannot remove")
+def test_cleanup_never_raises_and_names_what_it_could_not_remove(scratch: Path) -> None:
+    (scratch / "locked").mkdir()
+    (scratch / "locked" / "root-file").write_text("x")  # root's, in root's 0755 directory: nobody cannot remove it
+    (scratch / "gone" / "deep").mkdir(parents=True)
+    for path in (scratch / "gone", scratch / "gone" / "deep"):
+        os.chown(path, NOBODY, NOBODY)
+    (scratch / "gone").chmod(0)
+
+    done = as_user(EMPTY_AS_USER, str(scratch))
+
+    assert done.returncode == 0, done.stderr  # no exception
+    assert json.loads(done.stdout.splitlines()[-1]) == {"left": ["locked"], "entries": ["locked"]}
+    assert "LOG cleanup: could not remove" in done.stderr and "locked" in done.stderr
+
+
+def test_the_function_boundary_answers_when_cleanup_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from agent_core.sandbox import cleanup
+
+    def refuse(*args: object) -> list[str]:
+        raise PermissionError("taken")
+
+    monkeypatch.setattr(cleanup, "end_other_processes", refuse)  # never the real one here: it would end our user's
+    monkeypatch.setattr(cleanup, "remove_tree", refuse)
+    monkeypatch.setattr(cleanup, "protect_parent_memory", lambda: False)  # not for the test process
+    (tmp_path / "stuck").mkdir()
+    boundary = FunctionBoundary("lambda", clean=True, scratch=tmp_path)
+
+    boundary.start_invocation()
+    boundary.end_invocation()
+
+    assert "could not remove" in caplog.text and "stuck" in caplog.text
+    assert "ending the user's other processes failed" in caplog.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import signal
 import stat
@@ -13,6 +14,7 @@ import uuid
 from functools import cache
 from pathlib import Path
 
+log = logging.getLogger(__name__)
 _PR_GET_DUMPABLE, _PR_SET_DUMPABLE = 3, 4
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 
@@ -25,6 +27,7 @@ def remove_tree(path: Path) -> None:
     directory: files go at once, and each subdirectory's own subdirectories are moved up into the top one, so two
     descriptors are enough and every entry is touched a bounded number of times per level.
     """
+    _open_up(path)
     try:
         top = os.open(path, _DIRECTORY)
     except FileNotFoundError:
@@ -40,12 +43,35 @@ def remove_tree(path: Path) -> None:
     os.rmdir(path)
 
 
-def empty_dir(path: Path) -> None:
-    """Removes everything inside `path`, keeping `path` itself."""
-    with os.scandir(path) as entries:
-        names = [e.name for e in entries]
+def empty_dir(path: Path) -> list[str]:
+    """Removes everything inside `path`, keeping `path` itself; never raises.
+
+    Returns the names it could not remove (each logged), so a warm environment's next invocation still runs: an entry
+    the code made unremovable must not turn every later invocation into an error.
+    """
+    try:
+        _open_up(path)
+        with os.scandir(path) as entries:
+            names = [e.name for e in entries]
+    except OSError:
+        log.exception("cleanup: could not list %s", path)
+        return [str(path)]
+    left: list[str] = []
     for name in names:
-        remove_tree(path / name)
+        try:
+            remove_tree(path / name)
+        except Exception:
+            log.exception("cleanup: could not remove %s", path / name)
+            left.append(name)
+    return left
+
+
+def _open_up(path: Path | str, *, dir_fd: int | None = None) -> None:
+    """Gives a directory back its owner's read, write and search bits (the code may have taken them: chmod 000), so
+    it can be listed, emptied and moved; leaves symlinks and files alone, and whatever it cannot change."""
+    with contextlib.suppress(OSError):
+        if stat.S_ISDIR(os.stat(path, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+            os.chmod(path, stat.S_IRWXU, dir_fd=dir_fd)
 
 
 def _empty_one_level(top: int) -> bool:
@@ -57,14 +83,14 @@ def _empty_one_level(top: int) -> bool:
             os.unlink(name, dir_fd=top)
             continue
         # The code may have taken its own permissions away (chmod 000) before it ended.
-        with contextlib.suppress(OSError):
-            os.chmod(name, stat.S_IRWXU, dir_fd=top)
+        _open_up(name, dir_fd=top)
         sub = os.open(name, _DIRECTORY, dir_fd=top)
         try:
             with os.scandir(sub) as it:
                 children = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
             for child, child_is_dir in children:
                 if child_is_dir:
+                    _open_up(child, dir_fd=sub)  # moving a directory to another parent rewrites its "..": needs w
                     os.rename(child, f".rm-{uuid.uuid4().hex}", src_dir_fd=sub, dst_dir_fd=top)
                 else:
                     os.unlink(child, dir_fd=sub)

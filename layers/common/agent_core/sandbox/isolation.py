@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import subprocess
@@ -27,6 +28,8 @@ from typing import Protocol
 from . import cleanup, run_user
 from .process import bootstrap_args
 from .protocol import SandboxLimits
+
+log = logging.getLogger(__name__)
 
 SCRIPT_IN_SANDBOX = "/code/main.py"
 WORK_IN_SANDBOX = "/work"
@@ -273,10 +276,17 @@ class FunctionBoundary:
         self._clean()
 
     def _clean(self) -> None:
-        if self.clean:
+        """Never raises: what it could not end or remove is logged, and the invocation still answers."""
+        if not self.clean:
+            return
+        try:
             cleanup.end_other_processes()
-            if self.scratch is not None:
-                cleanup.empty_dir(self.scratch)
+        except Exception:
+            log.exception("cleanup: ending the user's other processes failed")
+        if self.scratch is not None:
+            left = cleanup.empty_dir(self.scratch)
+            if left:
+                log.error("cleanup: %d entries of %s could not be removed: %s", len(left), self.scratch, left[:20])
 
 
 def choose(setting: str) -> Isolation:
