@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -74,3 +75,69 @@ def test_a_run_directory_swapped_for_a_symlink_is_not_followed(tmp_path: Path) -
     assert result["outputs"] == []
     assert result["skipped_outputs"] == ["the rest of output/ (output is not a directory)"]
     assert (elsewhere / "output" / "secret.txt").read_text() == "hostsecret"  # and the removal left it alone
+
+
+# Files that fill what one run may return, then names made of control characters (each 6 bytes of JSON, \u0001) or
+# not UTF-8 at all: the case where a result came to 6.76 MB, over Lambda's 6 MB response limit.
+FILLED = """
+import os
+os.makedirs("output", exist_ok=True)
+for name, size in (("big0", 3_000_000), ("big1", 1_000_000), ("big2", 300_000), ("big3", 30_000), ("big4", 10_000)):
+    with open("output/" + name, "wb") as f:
+        f.write(os.urandom(size))
+"""
+NAMES = {
+    "long control-character names": FILLED
+    + (
+        "d = os.path.join('output', *['\\x01' * 250] * 3)\nos.makedirs(d)\n"
+        "for i in range(60):\n    open(os.path.join(d, '\\x02' * 200 + str(i)), 'w').write('x')\n"
+    ),
+    "paths deeper than a file's path may be": FILLED
+    + (
+        "d = os.path.join('output', *['\\x01' * 250] * 15)\nos.makedirs(d)\n"
+        "for i in range(60):\n    open(os.path.join(d, '\\x02' * 60 + str(i)), 'w').write('x')\n"
+    ),
+    "names that are not UTF-8": FILLED
+    + "for i in range(60):\n    open(b'output/' + b'\\x80' * 240 + str(i).encode(), 'w').write('x')\n",
+}
+
+
+@pytest.mark.usefixtures("bubblewrap")
+@pytest.mark.parametrize("label", NAMES)
+def test_the_result_always_fits_lambdas_response(label: str) -> None:
+    from agent_core.sandbox import runner
+    from agent_core.sandbox.isolation import Bubblewrap
+    from agent_core.sandbox.protocol import LAMBDA_PAYLOAD_BYTES, MAX_LINE_JSON_BYTES, SandboxLimits, SandboxRequest
+
+    result = runner.run(
+        SandboxRequest(code=NAMES[label], limits=SandboxLimits(timeout_s=30)), isolation=Bubblewrap()
+    ).model_dump(mode="json")
+    wire = len(json.dumps(result))
+
+    assert result["exit_code"] == 0 and result["error"] is None, (result["stderr"], result["error"])
+    assert wire <= LAMBDA_PAYLOAD_BYTES, f"{wire} bytes of JSON"
+    assert all(len(json.dumps(line)) <= MAX_LINE_JSON_BYTES for line in result["skipped_outputs"])
+    returned = {f["path"] for f in result["outputs"]}
+    for name in ("big0", "big1", "big2", "big3", "big4"):  # each returned or named
+        assert f"output/{name}" in returned or any(
+            line.startswith(f"output/{name} ") for line in result["skipped_outputs"]
+        )
+    assert len(result["skipped_outputs"]) > 10  # the names that did not fit are listed, cut, not dropped
+
+
+def test_a_result_over_the_limit_is_cut_to_fit_naming_what_went() -> None:
+    from agent_core.sandbox.protocol import SandboxFile, SandboxResult, Stream
+    from agent_core.sandbox.runner import fit
+
+    result = SandboxResult(
+        exit_code=0,
+        stdout=Stream(text="\ufffd" * 300_000, kept=300_000, total=300_000),  # 1.8 MB of JSON
+        outputs=[SandboxFile.of(f"output/{i}", bytes(1_000_000)) for i in range(4)],  # 1.33 MB each
+        skipped_outputs=["output/x (why)"],
+    )
+
+    fitted = fit(result, limit=1_000_000).model_dump(mode="json")
+
+    assert len(json.dumps(fitted)) <= 1_000_000
+    assert len(fitted["outputs"]) == 0 and 0 < fitted["stdout"]["kept"] < fitted["stdout"]["total"] == 300_000
+    assert [line.split(" (")[0] for line in fitted["skipped_outputs"][:4]] == [f"output/{i}" for i in (3, 2, 1, 0)]

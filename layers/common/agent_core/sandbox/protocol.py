@@ -25,10 +25,42 @@ MAX_FILES = 100  # copied in per run
 MAX_OUTPUT_FILES = 20  # saved per run
 
 
+# Every line of a result other than stdout and stderr (a skipped file and why, an error) is cut to this many bytes
+# of JSON, so the lists of them, at most 142 lines, stay well inside PAYLOAD_RESERVE_BYTES whatever the names hold.
+MAX_LINE_JSON_BYTES = 512
+MAX_PATH_CHARS = 1024  # SandboxFile.path
+
+
+def json_size(value: object) -> int:
+    """Bytes `value` takes as JSON on the wire. json.dumps escapes every control and non-ASCII character (\\u0001 is
+    6 bytes, an astral character 12): an upper bound of any UTF-8 encoding of the same JSON."""
+    return len(json.dumps(value))
+
+
 def files_budget(*texts: str) -> int:
     """Bytes of encoded files (SandboxFile.encoded_size) that fit in one payload beside these texts."""
-    # json.dumps escapes every non-ASCII character: an upper bound of what the payload's UTF-8 JSON needs.
-    return LAMBDA_PAYLOAD_BYTES - PAYLOAD_RESERVE_BYTES - sum(len(json.dumps(t)) for t in texts)
+    return LAMBDA_PAYLOAD_BYTES - PAYLOAD_RESERVE_BYTES - sum(json_size(t) for t in texts)
+
+
+def capped_line(line: str, limit: int = MAX_LINE_JSON_BYTES) -> str:
+    """`line` as it is when its JSON fits `limit` bytes, else its start and end around an ellipsis that do."""
+    if json_size(line) <= limit:
+        return line
+    keep = limit - 2 - json_size("\u2026")  # the quotes, the ellipsis (escaped)
+    head_budget, tail_budget = keep * 2 // 3, keep - keep * 2 // 3
+    head: list[str] = []
+    for ch in line:
+        head_budget -= json_size(ch) - 2
+        if head_budget < 0:
+            break
+        head.append(ch)
+    tail: list[str] = []
+    for ch in reversed(line[len(head) :]):
+        tail_budget -= json_size(ch) - 2
+        if tail_budget < 0:
+            break
+        tail.append(ch)
+    return "".join(head) + "\u2026" + "".join(reversed(tail))
 
 
 class SandboxLimits(BaseModel):
@@ -66,7 +98,7 @@ class SandboxLimits(BaseModel):
 
 
 class SandboxFile(BaseModel):
-    path: str = Field(max_length=1024)  # relative to the working directory: data/sales.csv, output/chart.svg
+    path: str = Field(max_length=MAX_PATH_CHARS)  # relative to the working directory: data/sales.csv, output/chart.svg
     data_b64: str
 
     @classmethod
@@ -79,7 +111,8 @@ class SandboxFile(BaseModel):
 
     @property
     def encoded_size(self) -> int:
-        return len(self.data_b64) + len(self.path) + 32
+        """Its bytes in the payload's JSON: the base64, the path as escaped, the keys and punctuation."""
+        return len(self.data_b64) + json_size(self.path) + 32
 
 
 class SandboxRequest(BaseModel):

@@ -19,7 +19,16 @@ from ..config import get_settings
 from .cleanup import remove_tree
 from .isolation import Isolation, RunDir, choose
 from .process import Captured, run_child
-from .protocol import SandboxLimits, SandboxRequest, SandboxResult, Stream, files_budget
+from .protocol import (
+    LAMBDA_PAYLOAD_BYTES,
+    SandboxLimits,
+    SandboxRequest,
+    SandboxResult,
+    Stream,
+    capped_line,
+    files_budget,
+    json_size,
+)
 from .workspace import OUTPUT_DIR, collect, stage
 
 log = logging.getLogger(__name__)
@@ -57,7 +66,7 @@ def run(
         # boundary), it may replace it with a symlink; this descriptor still names the real one.
         root = os.open(run.root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         try:
-            return _run_in(run, root, request, limits, isolation)
+            return fit(_run_in(run, root, request, limits, isolation))
         finally:
             os.close(root)
     finally:
@@ -114,3 +123,51 @@ def _run_in(
 
 def _stream(captured: Captured) -> Stream:
     return Stream(text=captured.data.decode("utf-8", "replace"), kept=len(captured.data), total=captured.total)
+
+
+def fit(result: SandboxResult, limit: int = LAMBDA_PAYLOAD_BYTES) -> SandboxResult:
+    """The result within `limit` bytes of JSON (Lambda's 6 MB response limit: over it the invoke fails and the whole
+    result is lost). The budgets should have kept it there already; if they did not, output files go first, the
+    largest first, each named in skipped_outputs, then the ends of stderr and stdout (their `kept` says so), then
+    the lists of skipped files."""
+    size = json_size(result.model_dump(mode="json"))
+    if size <= limit:
+        return result
+    log.warning("the result is %d bytes of JSON, over %d: cutting it to fit", size, limit)
+    for file in sorted(result.outputs, key=lambda f: f.encoded_size, reverse=True):
+        if size <= limit:
+            break
+        result.outputs.remove(file)
+        result.skipped_outputs.insert(0, capped_line(f"{file.path} (did not fit in the result's 6 MB)"))
+        size = json_size(result.model_dump(mode="json"))
+    for stream in (result.stderr, result.stdout):
+        if size <= limit:
+            break
+        _shorten(stream, json_size(stream.text) - (size - limit) - 64)
+        size = json_size(result.model_dump(mode="json"))
+    for lines in (result.skipped_inputs, result.skipped_outputs):
+        if size <= limit:
+            break
+        if len(lines) > 10:
+            lines[9:] = [f"{len(lines) - 9} more not listed"]
+        size = json_size(result.model_dump(mode="json"))
+    if size > limit:  # not reachable with the lines capped; said rather than sent over the limit
+        return SandboxResult(error="the sandbox's result did not fit in Lambda's 6 MB response", exit_code=None)
+    return result
+
+
+def _shorten(stream: Stream, json_bytes: int) -> None:
+    """Keeps the longest start of the stream's text whose JSON fits `json_bytes`."""
+    text = stream.text
+    low, high = 0, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if json_size(text[:middle]) <= json_bytes:
+            low = middle
+        else:
+            high = middle - 1
+    stream.text = text[:low]
+    if len(text.encode("utf-8", "replace")) == stream.kept:
+        stream.kept = len(stream.text.encode("utf-8", "replace"))
+    else:  # bytes that were not UTF-8 became U+FFFD: the share of the characters kept, of the bytes
+        stream.kept = stream.kept * low // max(1, len(text))

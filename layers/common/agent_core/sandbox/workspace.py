@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .protocol import FILES_LIMIT_TEXT, MAX_OUTPUT_FILES, SandboxFile
+from .protocol import FILES_LIMIT_TEXT, MAX_OUTPUT_FILES, MAX_PATH_CHARS, SandboxFile, capped_line
 
 OUTPUT_DIR = "output"
 MAX_DEPTH = 16  # directory levels under output/ looked into
@@ -41,7 +41,7 @@ def stage(files: list[SandboxFile], work: Path, max_file_bytes: int) -> Staged:
     for file in files:
         relative = safe_relative(file.path)
         if relative is None:
-            staged.skipped.append(f"{file.path} (unsafe path)")
+            staged.skipped.append(capped_line(f"{file.path} (unsafe path)"))
             continue
         try:
             data = file.data
@@ -51,7 +51,7 @@ def stage(files: list[SandboxFile], work: Path, max_file_bytes: int) -> Staged:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         except (OSError, ValueError, binascii.Error) as exc:  # a file and a folder of the same name, say
-            staged.skipped.append(f"{file.path} ({exc or type(exc).__name__})")
+            staged.skipped.append(capped_line(f"{file.path} ({exc or type(exc).__name__})"))
             continue
         if relative.parts[0] == OUTPUT_DIR:
             staged.output_digests[str(relative)] = hashlib.sha256(data).hexdigest()
@@ -141,6 +141,8 @@ class _Walk:
         data, reason = _read_regular(name, dirfd, self.max_file_bytes)
         if data is not None and self.staged.output_digests.get(path) == hashlib.sha256(data).hexdigest():
             return  # copied in and left alone
+        if data is not None and len(path) > MAX_PATH_CHARS:
+            data, reason = None, f"a path longer than {MAX_PATH_CHARS} characters"
         if data is not None and len(self.out.files) >= MAX_OUTPUT_FILES:
             data, reason = None, f"over the {MAX_OUTPUT_FILES}-file limit"
         if data is not None:
@@ -155,7 +157,7 @@ class _Walk:
 
     def _skip(self, line: str) -> None:
         if len(self.out.skipped) < MAX_SKIPS_LISTED:
-            self.out.skipped.append(line)
+            self.out.skipped.append(capped_line(line))
         else:
             self.out.unlisted += 1
 
