@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from agent_core.sandbox import seccomp
+from agent_core.sandbox import process, seccomp
 from tests.bare_run import run_bare
 
 DISARM = """
@@ -36,16 +36,16 @@ def run_unisolated(code: str) -> str:
     return str(result["stdout"]["text"] + result["stderr"]["text"])
 
 
-def _ops(machine: str) -> list[tuple[int, int, int, int]]:
-    program = seccomp.program(machine)
+def _ops(machine: str, protected: tuple[int, ...] = ()) -> list[tuple[int, int, int, int]]:
+    program = seccomp.program(machine, protected)
     return [struct.unpack("=HBBI", program[i : i + 8]) for i in range(0, len(program), 8)]
 
 
-def verdict(machine: str, nr: int, arg0: int = 0, arch: int | None = None) -> int:
+def verdict(machine: str, nr: int, arg0: int = 0, arch: int | None = None, protected: tuple[int, ...] = ()) -> int:
     """What the filter answers for one call, run by a small classic-BPF interpreter (the instructions it uses)."""
     arches = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
     data = struct.pack("<iIQ6Q", nr, arches[machine] if arch is None else arch, 0, arg0, 0, 0, 0, 0, 0)
-    ops, pc, acc = _ops(machine), 0, 0
+    ops, pc, acc = _ops(machine, protected), 0, 0
     while True:
         code, jt, jf, k = ops[pc]
         if code == 0x20:
@@ -84,12 +84,29 @@ def test_each_entry_gets_its_rule(machine: str, entry: seccomp.Entry) -> None:
     elif entry.rule == "unix sockets only":
         assert verdict(machine, nr, arg0=1) == ALLOW and verdict(machine, nr, arg0=2) == EPERM
         assert verdict(machine, nr, arg0=10) == EPERM
+    elif entry.rule == "not the handler":
+        protected = (4242, 4243)
+        for target in (4242, 4243, -1, -7):  # the handler, a thread of it, every process, another group
+            assert verdict(machine, nr, arg0=target & 0xFFFFFFFFFFFFFFFF, protected=protected) == EPERM, target
+        for target in (0, 1, 99, 4244):  # its own group (kill(0)), processes of its own
+            assert verdict(machine, nr, arg0=target, protected=protected) == ALLOW, target
+        own = -seccomp.OWN_GROUP_PLACEHOLDER & 0xFFFFFFFF  # what the bootstrap puts there is -pgid: fine as is
+        assert verdict(machine, nr, arg0=seccomp.OWN_GROUP_PLACEHOLDER, protected=protected) == ALLOW, own
     else:
         assert verdict(machine, nr, arg0=0x11) == ALLOW  # fork: SIGCHLD
         assert verdict(machine, nr, arg0=0x3D0F00) == ALLOW  # a thread: CLONE_VM|FS|FILES|SIGHAND|THREAD|...
         for flag in seccomp.CLONE_NEW.values():
             assert verdict(machine, nr, arg0=0x11 | flag) == EPERM
             assert verdict(machine, nr, arg0=(1 << 32) | flag) == EPERM  # high bits do not hide it
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_the_own_group_placeholder_appears_once(machine: str) -> None:
+    placeholder = seccomp.OWN_GROUP_PLACEHOLDER.to_bytes(4, "little")
+    assert seccomp.program(machine, tuple(range(1, 300))).count(placeholder) == 1
+    assert placeholder in process.BOOTSTRAP.encode("unicode_escape").replace(b"\\\\", b"\\").decode(
+        "unicode_escape"
+    ).encode("latin-1")
 
 
 @pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
@@ -163,6 +180,13 @@ results = {
     "fsmount": call("fsmount", -1, 0, 0),
     "fspick": call("fspick", -100, S(b"/"), 0),
     "mount_setattr": call("mount_setattr", -1, S(b""), 0xFFFF, 0, 0),  # the kernel: EINVAL
+    "kill": call("kill", -1, 0),  # every process it may signal; the kernel: 0
+    "tkill": call("tkill", -1, 0),  # the kernel: EINVAL
+    "tgkill": call("tgkill", -1, -1, 0),
+    "rt_sigqueueinfo": call("rt_sigqueueinfo", -1, 0, 0),
+    "rt_tgsigqueueinfo": call("rt_tgsigqueueinfo", -1, -1, 0, 0),
+    # Its own group: here 1, bwrap's, and kill(-1) means every process, so the group is reached as 0.
+    "own_group": call("kill", 0, 0),
     "ptrace": call("ptrace", 16, 0, 0, 0),  # PTRACE_ATTACH to pid 0, the kernel: ESRCH
     "process_vm_readv": call("process_vm_readv", here, 0, 0, 0, 0, 0),  # the kernel: 0
     "process_vm_writev": call("process_vm_writev", here, 0, 0, 0, 0, 0),
@@ -231,6 +255,49 @@ def test_each_entry_fails_inside_the_sandbox(inside: dict[str, Any], entry: secc
 @known_machine
 def test_unix_sockets_fork_threads_and_subprocesses_still_work_inside(inside: dict[str, Any]) -> None:
     assert inside["unix_socket"][0] >= 0
+    assert inside["own_group"] == [0, 0]
     assert inside["fork"] == 7
     assert inside["thread"] is True
     assert inside["posix_spawn"] == "42"
+
+
+SIGNAL_THE_HANDLER = r"""
+import ctypes, os, struct
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def raw(nr, *args):
+    ctypes.set_errno(0)
+    args = [a if isinstance(a, ctypes.Array) else ctypes.c_long(a) for a in args]
+    return libc.syscall(ctypes.c_long(nr), *args), ctypes.get_errno()
+info = ctypes.create_string_buffer(struct.pack("iii", 0, 0, -1), 128)  # SI_QUEUE, as sigqueue(3) sends
+parent = os.getppid()
+tried("parent", lambda: os.kill(parent, 0))
+tried("parent's group", lambda: os.killpg(os.getpgid(parent), 0))
+tried("everyone", lambda: os.kill(-1, 0))
+tried("tkill", lambda: raw(NR["tkill"], parent, 0))
+tried("tgkill", lambda: raw(NR["tgkill"], parent, parent, 0))
+tried("rt_sigqueueinfo", lambda: raw(NR["rt_sigqueueinfo"], parent, 0, info))
+tried("rt_tgsigqueueinfo", lambda: raw(NR["rt_tgsigqueueinfo"], parent, parent, 0, info))
+tried("own group", lambda: os.killpg(os.getpgid(0), 0))
+tried("zero", lambda: os.kill(0, 0))
+child = os.fork()
+if child == 0:
+    os.read(os.open("/dev/null", os.O_RDONLY), 1)
+    os._exit(0)
+tried("own child", lambda: os.kill(child, 9))
+os.waitpid(child, 0)
+"""
+
+
+@linux
+@known_machine
+def test_the_code_cannot_signal_the_handler_it_runs_beside() -> None:
+    numbers = {entry.name: seccomp.number(entry, platform.machine()) for entry in seccomp.TABLE}
+    output = run_unisolated(f"NR = {numbers!r}\n" + SIGNAL_THE_HANDLER)
+
+    for label in ("parent", "parent's group", "everyone"):
+        assert f"{label} -> refused: PermissionError" in output, output
+    for label in ("tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo"):
+        assert f"{label} -> (-1, 1)" in output, output  # EPERM
+    for label in ("own group", "zero", "own child"):
+        assert f"{label} -> None" in output, output

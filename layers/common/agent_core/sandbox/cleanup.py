@@ -121,6 +121,16 @@ def end_other_processes() -> int:
     return signalled
 
 
+def handler_ids() -> tuple[int, ...]:
+    """This process and its ancestors, with their threads' ids: what the code's signals must not reach."""
+    ids: set[int] = set()
+    for pid in _ancestors(os.getpid()):
+        ids.add(pid)
+        with contextlib.suppress(OSError):
+            ids.update(int(tid) for tid in os.listdir(f"/proc/{pid}/task") if tid.isdigit())
+    return tuple(sorted(ids))
+
+
 def _pids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 

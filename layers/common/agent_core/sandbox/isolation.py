@@ -256,7 +256,9 @@ class FunctionBoundary:
 
     def command(self, run: RunDir, limits: SandboxLimits) -> Command:
         run.tmp.mkdir(exist_ok=True)  # its TMPDIR (bubblewrap gives the code a fresh /tmp of its own instead)
-        argv = [_python(), *bootstrap_args(str(run.script), limits)]
+        # The code runs beside us, as our user: no signal of its may reach us or our ancestors (bubblewrap's PID
+        # namespace does that for the other backend).
+        argv = [_python(), *bootstrap_args(str(run.script), limits, protect=cleanup.handler_ids())]
         # Built from nothing, never filtered from ours: our environment holds the AWS credentials.
         env = {"LANG": "C.UTF-8", "TMPDIR": str(run.tmp), **_passed_through()}
         return Command(argv, run.work, env)

@@ -32,7 +32,9 @@ from .protocol import SandboxLimits
 BOOTSTRAP = """\
 import builtins, os, resource, runpy, sys, traceback
 script, memory, cpu, fsize, nproc, user = sys.argv[1], *map(int, sys.argv[2:7])
-syscalls = bytes.fromhex(sys.argv[7])
+# The code's own process group in place of the filter's placeholder (seccomp.OWN_GROUP_PLACEHOLDER), as -pgid.
+own_group = (-os.getpgid(0) & 0xFFFFFFFF).to_bytes(4, "little")
+syscalls = bytes.fromhex(sys.argv[7]).replace(b"\\x01\\xde\\xc0\\x5e", own_group)
 if user >= 0:
     os.setgroups([])
     os.setgid(user)
@@ -94,12 +96,14 @@ _READ_CHUNK = 64 * 1024
 _EXIT_POLL_S = 0.05
 
 
-def bootstrap_args(script: str, limits: SandboxLimits, *, user: int | None = None) -> list[str]:
+def bootstrap_args(
+    script: str, limits: SandboxLimits, *, user: int | None = None, protect: tuple[int, ...] = ()
+) -> list[str]:
     """The interpreter's arguments after the interpreter itself: flags, the bootstrap, the script, the limits and
-    the user to become first (root inside bubblewrap only)."""
+    the user to become first (root inside bubblewrap only); `protect`: ids no signal of the code may reach."""
     memory = limits.memory_mb * 1024 * 1024
     numbers = (memory, limits.cpu_s, limits.max_file_bytes, MAX_PROCESSES, -1 if user is None else user)
-    return [*PYTHON_FLAGS, "-c", BOOTSTRAP, script, *map(str, numbers), seccomp.program().hex()]
+    return [*PYTHON_FLAGS, "-c", BOOTSTRAP, script, *map(str, numbers), seccomp.program(None, protect).hex()]
 
 
 @dataclass

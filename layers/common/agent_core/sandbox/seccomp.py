@@ -56,7 +56,12 @@ _RET_ALLOW, _RET_ERRNO = 0x7FFF0000, 0x00050000
 _NR, _ARCH, _ARG0 = 0, 4, 16
 _ARCHES = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 
-Rule = Literal["refuse", "enosys", "unix sockets only", "no new namespaces"]
+# Stands in the program for the code's own process group, negated (kill(-pgid)): the bootstrap, which knows it, puts
+# -getpgid(0) in its place before installing the filter (process.py). Appears nowhere else in a program.
+OWN_GROUP_PLACEHOLDER = 0x5EC0DE01
+MAX_PROTECTED = 200  # ids compared, so every jump stays within a BPF jump's 255 instructions
+
+Rule = Literal["refuse", "enosys", "unix sockets only", "no new namespaces", "not the handler"]
 
 
 class Entry(NamedTuple):
@@ -81,6 +86,11 @@ TABLE: tuple[Entry, ...] = (
     Entry("fsmount", 432, 432, "refuse"),
     Entry("fspick", 433, 433, "refuse"),
     Entry("mount_setattr", 442, 442, "refuse"),
+    Entry("kill", 62, 129, "not the handler"),
+    Entry("tkill", 200, 130, "not the handler"),
+    Entry("tgkill", 234, 131, "not the handler"),
+    Entry("rt_sigqueueinfo", 129, 138, "not the handler"),
+    Entry("rt_tgsigqueueinfo", 297, 240, "not the handler"),
     Entry("ptrace", 101, 117, "refuse"),
     Entry("process_vm_readv", 310, 270, "refuse"),
     Entry("process_vm_writev", 311, 271, "refuse"),
@@ -110,8 +120,12 @@ def _op(code: int, jt: int | str, jf: int | str, k: int) -> tuple[int, int | str
 
 
 @cache
-def program(machine: str | None = None) -> bytes:
-    """The filter as struct sock_filter[] bytes; empty where this machine's system calls are not known here."""
+def program(machine: str | None = None, protected: tuple[int, ...] = ()) -> bytes:
+    """The filter as struct sock_filter[] bytes; empty where this machine's system calls are not known here.
+
+    `protected`: the pids and thread ids no signal may reach (the handler's, where the code runs beside it). Signals
+    to -1 (every process the user may signal) and to any process group but the code's own are refused as well.
+    """
     machine = machine or platform.machine()
     arch = _ARCHES.get(machine)
     if arch is None:
@@ -127,6 +141,7 @@ def program(machine: str | None = None) -> bytes:
     ops += [_op(_JEQ_K, "enosys", 0, nr) for nr in by_rule["enosys"]]
     ops += [_op(_JEQ_K, "socket", 0, nr) for nr in by_rule["unix sockets only"]]
     ops += [_op(_JEQ_K, "clone", 0, nr) for nr in by_rule["no new namespaces"]]
+    ops += [_op(_JEQ_K, "signal", 0, nr) for nr in by_rule["not the handler"]]
     labels: dict[str, int] = {}
     tail: list[tuple[str | None, tuple[int, int | str, int | str, int]]] = [
         (None, _op(_RET_K, 0, 0, _RET_ALLOW)),  # none of the table's calls
@@ -134,6 +149,12 @@ def program(machine: str | None = None) -> bytes:
         (None, _op(_JEQ_K, "allow", "deny", _AF_UNIX)),
         ("clone", _op(_LD_W_ABS, 0, 0, _ARG0)),  # the flags' low 32 bits
         (None, _op(_JSET_K, "deny", "allow", _CLONE_NEW_MASK)),
+        # The target (a pid_t: the low 32 bits): -1, a protected id, or a group other than the code's own.
+        ("signal", _op(_LD_W_ABS, 0, 0, _ARG0)),
+        (None, _op(_JEQ_K, "deny", 0, 0xFFFFFFFF)),
+        (None, _op(_JEQ_K, "allow", 0, OWN_GROUP_PLACEHOLDER)),
+        *((None, _op(_JEQ_K, "deny", 0, pid & 0xFFFFFFFF)) for pid in sorted(set(protected))[:MAX_PROTECTED]),
+        (None, _op(_JSET_K, "deny", "allow", 0x80000000)),
         ("allow", _op(_RET_K, 0, 0, _RET_ALLOW)),
         ("deny", _op(_RET_K, 0, 0, _RET_ERRNO | _EPERM)),
         ("enosys", _op(_RET_K, 0, 0, _RET_ERRNO | _ENOSYS)),
