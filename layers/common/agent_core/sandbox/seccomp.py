@@ -15,7 +15,10 @@ Everything refused is in one table, `TABLE`, with the rule each call gets:
   with which code running as the handler's user could take its descriptors or signal it.
 - SysV and POSIX message-queue IPC objects (shmget, msgget, semget, mq_open): they outlive the process that made them,
   so on a warm Lambda environment one run's would be there for the next. multiprocessing's semaphores and
-  shared_memory are files in /dev/shm (shm_open is open(2)), which the workspace's cleanup covers.
+  shared_memory are files in /dev/shm (shm_open is open(2)): under bubblewrap a fresh tmpfs per run; what becomes
+  of them on Lambda is not this filter's doing (not checked here).
+- Signals (kill, tkill, tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo) to -1, to another process group than the
+  code's own, or to the ids in `protected` (the handler and its ancestors, where the code runs beside them).
 - io_uring (it can open sockets without socket(2)), and the kernel's rarer corners (bpf, userfaultfd,
   perf_event_open, keyrings).
 - Any system call of another ABI (x32, or 32-bit calls through int 0x80, where socketcall(2) would open sockets).
