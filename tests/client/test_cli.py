@@ -4,6 +4,7 @@ terminal): the API's text comes out as it is, ids whole, errors as one line on s
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pty
 import re
@@ -19,6 +20,7 @@ from typer.testing import CliRunner, Result
 
 from autogpt_client import AutoGPTClient
 from autogpt_client.cli import app
+from tests.client.scripted import Answer, ScriptedAPI, ScriptedSocket, envelope
 
 pytestmark = pytest.mark.http
 ROOT = Path(__file__).resolve().parents[2]
@@ -196,3 +198,113 @@ def test_logs_stop_after_one_record_without_follow(live_server: str, client: Aut
     # One record, its task's id whole (a step of an earlier test may still be logging: any task's record will do)
     assert logs.returncode == 0, stderr
     assert len(stdout.splitlines()) == 1 and UUID.fullmatch(stdout.split()[2]), stdout
+
+
+# -- API keys (issue 21), against a scripted API: no dev server --------------------------------------------------
+
+KEY = {
+    "key_id": "0123456789abcdef",
+    "name": "ci",
+    "created_at": "2025-01-01T00:00:00Z",
+    "budget_usd": None,
+    "revoked_at": None,
+}
+REVOKED = {**KEY, "key_id": "fedcba9876543210", "budget_usd": 2.5, "revoked_at": "2025-01-02T00:00:00Z"}
+
+
+def keys_api(method: str, path: str) -> Answer:
+    if (method, path) == ("POST", "/keys"):
+        return 201, {**KEY, "budget_usd": 5.0, "api_key": "agk_the-secret"}
+    if (method, path) == ("GET", "/keys"):
+        return 200, {"keys": [REVOKED, KEY]}
+    if method == "DELETE" and path == "/keys/0123456789abcdef":
+        return 200, {"success": True, "message": "key revoked"}
+    return 404, envelope("KEY_NOT_FOUND", "The specified key does not exist", key_id=path.rsplit("/", 1)[-1])
+
+
+def test_keys_create_list_and_revoke() -> None:
+    runner = CliRunner()
+    with ScriptedAPI(keys_api) as api:
+        base = ["--base-url", api.base_url, "--api-key", "the-operator"]
+        created = runner.invoke(app, [*base, "keys", "create", "ci", "--budget-usd", "5"])
+        created_json = runner.invoke(app, [*base, "--json", "keys", "create", "ci"])
+        listed = runner.invoke(app, [*base, "keys", "list"])
+        listed_json = runner.invoke(app, [*base, "--json", "keys", "list"])
+        revoked = runner.invoke(app, [*base, "keys", "revoke", "0123456789abcdef"])
+        unknown = runner.invoke(app, [*base, "keys", "revoke", "0000000000000000"])
+        from_env = runner.invoke(app, ["--base-url", api.base_url, "keys", "list"], env={"AUTOGPT_API_KEY": "env-key"})
+
+    # The secret alone on stdout (KEY=$(autogpt keys create ci)); what it is, and that it is shown once, on stderr
+    assert (created.exit_code, created.stdout) == (0, "agk_the-secret\n"), created.output
+    assert created.stderr.startswith("created key 0123456789abcdef (ci, budget 5 USD)\n")
+    assert "will NOT be shown again" in created.stderr
+    assert created_json.exit_code == 0 and json.loads(created_json.stdout)["api_key"] == "agk_the-secret"
+    assert "will NOT be shown again" in created_json.stderr
+    assert listed.exit_code == 0 and rows(listed) == [
+        ["fedcba9876543210", "ci", "2025-01-01T00:00:00Z", "2.5", "2025-01-02T00:00:00Z"],
+        ["0123456789abcdef", "ci", "2025-01-01T00:00:00Z", "", ""],
+    ]
+    assert listed_json.exit_code == 0 and json.loads(listed_json.stdout) == [REVOKED, KEY]
+    assert (revoked.exit_code, revoked.stdout) == (0, "0123456789abcdef key revoked\n")
+    assert unknown.exit_code == 3
+    assert unknown.stderr == "error: KEY_NOT_FOUND (404): The specified key does not exist: 0000000000000000\n"
+    assert from_env.exit_code == 0, from_env.output
+    sent = [(a.method, a.path, a.body) for a in api.asked[:2]]
+    assert sent == [
+        ("POST", "/ap/v1/agent/keys", {"name": "ci", "budget_usd": 5.0}),
+        ("POST", "/ap/v1/agent/keys", {"name": "ci"}),
+    ]
+    assert [a.headers.get("authorization") for a in api.asked] == ["Bearer the-operator"] * 6 + ["Bearer env-key"]
+    assert not any("x-api-key" in a.headers for a in api.asked)
+
+
+def test_a_refused_key_says_what_to_do() -> None:
+    answers: list[Answer] = [
+        (401, envelope("UNAUTHORIZED", "Missing API key")),
+        (401, envelope("UNAUTHORIZED", "Invalid API key")),
+        (403, envelope("FORBIDDEN", "Operator key required")),
+        (401, envelope("UNAUTHORIZED", "Missing API key")),
+    ]
+    runner = CliRunner()
+    with ScriptedAPI(lambda method, path: answers.pop(0)) as api:
+        base = ["--base-url", api.base_url]
+        no_key = runner.invoke(app, [*base, "task", "list"])
+        bad_key = runner.invoke(app, [*base, "--api-key", "revoked", "task", "list"])
+        client_key = runner.invoke(app, [*base, "--api-key", "a-client", "keys", "list"])
+        as_json = runner.invoke(app, [*base, "--json", "keys", "create", "ci"])
+
+    assert (no_key.exit_code, no_key.stdout) == (9, "")
+    assert no_key.stderr == (
+        "error: UNAUTHORIZED (401): Missing API key: this server needs an API key: pass --api-key KEY or set "
+        "AUTOGPT_API_KEY\n"
+    )
+    assert bad_key.exit_code == 9 and bad_key.stderr == (
+        "error: UNAUTHORIZED (401): Invalid API key: the API key was refused (unknown or revoked): check --api-key "
+        "or AUTOGPT_API_KEY\n"
+    )
+    assert client_key.exit_code == 9 and client_key.stderr.startswith("error: FORBIDDEN (403): Operator key required: ")
+    assert "needs the operator's key" in client_key.stderr
+    assert as_json.exit_code == 9 and json.loads(as_json.stdout)["error"]["code"] == "UNAUTHORIZED"
+    for result in (no_key, bad_key, client_key):
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert "authorization" not in api.asked[0].headers and api.asked[1].headers["authorization"] == "Bearer revoked"
+
+
+def test_logs_refused_at_the_handshake_say_what_to_do() -> None:
+    runner = CliRunner()
+    with ScriptedSocket([], refuse=(401, envelope("UNAUTHORIZED", "Missing API key"))) as socket:
+        no_key = runner.invoke(app, ["--base-url", socket.base_url, "logs", "--no-follow"])
+    with ScriptedSocket([], refuse=(403, {})) as socket:  # what an ASGI server says to any handshake it refuses
+        no_key_403 = runner.invoke(app, ["--base-url", socket.base_url, "logs", "--no-follow"])
+        keyed = runner.invoke(app, ["--base-url", socket.base_url, "--api-key", "a-client", "logs", "--no-follow"])
+
+    assert no_key.exit_code == 9, no_key.output
+    assert no_key.stderr.startswith("error: UNAUTHORIZED (401): Missing API key: this server needs an API key: ")
+    assert no_key_403.exit_code == 9 and no_key_403.stderr.startswith("error: FORBIDDEN (403): HTTP 403: this server ")
+    assert keyed.exit_code == 9 and keyed.stderr == (
+        "error: FORBIDDEN (403): HTTP 403: the key was refused, or may not open this channel: check --api-key or "
+        "AUTOGPT_API_KEY\n"
+    )
+    assert [headers.get("authorization") for _, headers in socket.handshakes] == [None, "Bearer a-client"]
+    for result in (no_key, no_key_403, keyed):
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.output

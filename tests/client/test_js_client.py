@@ -35,7 +35,7 @@ def test_the_built_package_passes_its_tests_against_the_dev_server(built: Path, 
     tested = npm("test", env=against(live_server))
 
     assert tested.returncode == 0, tested.stdout[-4000:]
-    assert "# pass 11" in tested.stdout and "# fail 0" in tested.stdout
+    assert "# pass 14" in tested.stdout and "# fail 0" in tested.stdout
     assert (built / "esm" / "index.d.ts").is_file() and (built / "cjs" / "index.js").is_file()
 
 

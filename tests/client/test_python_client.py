@@ -16,8 +16,9 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from autogpt_client import AsyncAutoGPTClient, AutoGPTClient, errors
+from autogpt_client import ApiKey, AsyncAutoGPTClient, AutoGPTClient, CreatedKey, errors
 from autogpt_client.cli import app
+from tests.client.scripted import ScriptedSocket
 
 pytestmark = pytest.mark.http
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,7 +112,7 @@ def test_the_async_client_does_the_same(live_server: str) -> None:
     assert isinstance(missing, errors.StepNotFound) and missing.code == "STEP_NOT_FOUND"
 
 
-def scripted(*answers: Any) -> tuple[AutoGPTClient, list[httpx.Request]]:
+def scripted(*answers: Any, api_key: str | None = None) -> tuple[AutoGPTClient, list[httpx.Request]]:
     """A client whose transport answers from a script (a status and JSON, or an exception to raise)."""
     seen: list[httpx.Request] = []
     pending = list(answers)
@@ -123,7 +124,7 @@ def scripted(*answers: Any) -> tuple[AutoGPTClient, list[httpx.Request]]:
             raise status
         return httpx.Response(status, json=body, headers=headers)
 
-    client = AutoGPTClient(base_url="http://agent.test", max_retries=3)
+    client = AutoGPTClient(base_url="http://agent.test", max_retries=3, api_key=api_key)
     client.http = httpx.Client(transport=httpx.MockTransport(answer))
     return client, seen
 
@@ -217,3 +218,172 @@ def test_the_package_installs_with_its_command(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert late.returncode == 7 and json.loads(late.stdout)["error"]["code"] == "CONNECTION_ERROR"
+
+
+# -- API keys (issue 21) ------------------------------------------------------------------------------------------
+
+KEY = {
+    "key_id": "0123456789abcdef",
+    "name": "ci",
+    "created_at": "2025-01-01T00:00:00Z",
+    "budget_usd": None,
+    "revoked_at": None,
+}
+ARTIFACT = {"artifact_id": "a1", "file_name": "big.bin", "relative_path": "big.bin", "file_size": 4_000_001}
+
+
+def test_the_key_goes_as_a_bearer_token_to_the_api_and_never_to_s3(tmp_path: Path) -> None:
+    large = tmp_path / "big.bin"
+    large.write_bytes(b"x" * 4_000_001)  # over the multipart limit: a ticket, a presigned S3 POST, then complete
+    ticket = {"artifact_id": "a1", "upload": {"url": "http://s3.test/bucket", "fields": {"key": "k"}}}
+    keyed, seen = scripted((200, TASK, {}), (201, ticket, {}), (204, None, {}), (200, ARTIFACT, {}), api_key="sk-1")
+    keyless, seen_keyless = scripted((200, TASK, {}))
+
+    keyed.get_task("t1")
+    keyed.upload_artifact("t1", str(large))
+    keyless.get_task("t1")
+
+    assert [r.url.host for r in seen] == ["agent.test", "agent.test", "s3.test", "agent.test"]
+    assert [r.headers.get("authorization") for r in seen] == ["Bearer sk-1", "Bearer sk-1", None, "Bearer sk-1"]
+    assert not any("x-api-key" in r.headers for r in [*seen, *seen_keyless])
+    assert "authorization" not in seen_keyless[0].headers
+
+
+def test_the_keys_routes() -> None:
+    created = {**KEY, "budget_usd": 5.0, "api_key": "agk_the-secret"}
+    revoked = {**KEY, "key_id": "fedcba9876543210", "revoked_at": "2025-01-02T00:00:00Z", "budget_usd": 2.5}
+    client, seen = scripted(
+        (201, created, {}),
+        (201, {**KEY, "api_key": "agk_other"}, {}),
+        (200, {"keys": [revoked, KEY]}, {}),
+        (200, {"success": True, "message": "key revoked"}, {}),
+        api_key="the-operator",
+    )
+
+    new = client.create_key("ci", budget_usd=5)
+    plain = client.create_key("ci")
+    listed = client.list_keys()
+    gone = client.revoke_key("0123456789abcdef")
+
+    asked = [(r.method, r.url.path) for r in seen]
+    assert asked == [
+        ("POST", "/ap/v1/agent/keys"),
+        ("POST", "/ap/v1/agent/keys"),
+        ("GET", "/ap/v1/agent/keys"),
+        ("DELETE", "/ap/v1/agent/keys/0123456789abcdef"),
+    ]
+    assert [json.loads(r.content) for r in seen[:2]] == [{"name": "ci", "budget_usd": 5}, {"name": "ci"}]
+    assert all(r.headers["authorization"] == "Bearer the-operator" for r in seen)
+    assert isinstance(new, CreatedKey) and (new.key_id, new.api_key, new.budget_usd) == (
+        KEY["key_id"],
+        "agk_the-secret",
+        5.0,
+    )
+    assert "agk_the-secret" not in repr(new) and new.model_dump()["api_key"] == "agk_the-secret"
+    assert plain.budget_usd is None and plain.revoked_at is None
+    assert all(isinstance(k, ApiKey) and not isinstance(k, CreatedKey) for k in listed)
+    assert [(k.key_id, k.revoked_at, k.budget_usd) for k in listed] == [
+        ("fedcba9876543210", "2025-01-02T00:00:00Z", 2.5),
+        ("0123456789abcdef", None, None),
+    ]
+    assert (gone.success, gone.message) == (True, "key revoked")
+
+
+def test_a_refused_key_is_an_error_of_its_own_and_is_not_retried() -> None:
+    client, seen = scripted(
+        (401, envelope("UNAUTHORIZED"), {}),
+        (403, envelope("FORBIDDEN"), {}),
+        (
+            404,
+            {"success": False, "error": {"code": "KEY_NOT_FOUND", "message": "no key", "details": {"key_id": "k"}}},
+            {},
+        ),
+        (401, {"message": "Unauthorized"}, {}),  # a gateway's own answer, without the spec's envelope
+        (403, {"message": "Forbidden"}, {}),
+        api_key="sk-revoked",
+    )
+
+    with pytest.raises(errors.Unauthorized) as no_key:
+        client.get_task("t1")  # a read, safe to repeat: still asked once
+    with pytest.raises(errors.Forbidden) as not_operator:
+        client.list_keys()
+    with pytest.raises(errors.KeyNotFound) as unknown:
+        client.revoke_key("k")
+    with pytest.raises(errors.Unauthorized) as bare_401:
+        client.status()
+    with pytest.raises(errors.Forbidden) as bare_403:
+        client.restart()
+
+    assert len(seen) == 5
+    assert (no_key.value.code, no_key.value.status, str(no_key.value)) == (
+        "UNAUTHORIZED",
+        401,
+        "UNAUTHORIZED (401): unauthorized",
+    )
+    assert (not_operator.value.code, not_operator.value.status) == ("FORBIDDEN", 403)
+    assert (unknown.value.code, unknown.value.status, unknown.value.details) == ("KEY_NOT_FOUND", 404, {"key_id": "k"})
+    assert (bare_401.value.code, bare_401.value.message) == ("UNAUTHORIZED", "Unauthorized")
+    assert (bare_403.value.code, bare_403.value.status) == ("FORBIDDEN", 403)
+    assert all(isinstance(e.value, errors.AutoGPTError) for e in (no_key, not_operator, unknown))
+
+
+UPDATE = {"type": "status_update", "task_id": "t1", "status": "completed", "progress": 1.0, "current_step": None}
+RECORD = {"type": "log", "level": "INFO", "message": "hello", "timestamp": "a", "task_id": "t1", "component": "x"}
+
+
+def test_the_live_channels_send_the_key_in_their_handshake() -> None:
+    async def watched_async(base_url: str) -> list[dict[str, Any]]:
+        async with AsyncAutoGPTClient(base_url=base_url, api_key="sk-1") as client:
+            return [update async for update in client.watch_task("t1")]
+
+    with ScriptedSocket([UPDATE]) as updates, ScriptedSocket([RECORD]) as logs:
+        client = AutoGPTClient(base_url=updates.base_url, api_key="sk-1")
+        watched = list(client.watch_task("t1"))
+        logged = list(AutoGPTClient(base_url=logs.base_url, api_key="sk-1").stream_logs(level="INFO"))
+        on_aws = AutoGPTClient(
+            base_url="http://agent.test", api_key="sk-1", websocket_url=updates.base_url.replace("http", "ws")
+        )
+        watched_on_aws = list(on_aws.watch_task("t1"))
+        loop = asyncio.new_event_loop()
+        try:
+            watched_async_ = loop.run_until_complete(watched_async(updates.base_url))
+        finally:
+            loop.close()
+
+    assert watched == watched_on_aws == watched_async_ == [UPDATE] and logged == [RECORD]
+    paths = [path for path, _ in updates.handshakes + logs.handshakes]
+    assert paths == [
+        "/ap/v1/agent/tasks/t1/ws",
+        "/?task_id=t1",
+        "/ap/v1/agent/tasks/t1/ws",
+        "/ap/v1/agent/logs/ws?level=INFO",
+    ]
+    assert all(headers.get("authorization") == "Bearer sk-1" for _, headers in updates.handshakes + logs.handshakes)
+
+
+def test_a_refused_handshake_is_the_apis_error() -> None:
+    async def watched_async(base_url: str) -> list[dict[str, Any]]:
+        async with AsyncAutoGPTClient(base_url=base_url) as client:
+            return [update async for update in client.watch_task("t1")]
+
+    refusal = (401, {"success": False, "error": {"code": "UNAUTHORIZED", "message": "missing API key", "details": {}}})
+    with ScriptedSocket([UPDATE], refuse=refusal) as refusing:
+        client = AutoGPTClient(base_url=refusing.base_url)
+        with pytest.raises(errors.Unauthorized) as watched:
+            list(client.watch_task("t1"))
+        with pytest.raises(errors.Unauthorized) as logged:
+            list(client.stream_logs())
+        loop = asyncio.new_event_loop()
+        try:
+            with pytest.raises(errors.Unauthorized) as watched_async_:
+                loop.run_until_complete(watched_async(refusing.base_url))
+        finally:
+            loop.close()
+
+    for refused in (watched, logged, watched_async_):
+        assert (refused.value.code, refused.value.status, refused.value.message) == (
+            "UNAUTHORIZED",
+            401,
+            "missing API key",
+        )
+    assert all("authorization" not in headers for _, headers in refusing.handshakes)

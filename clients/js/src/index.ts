@@ -102,6 +102,20 @@ export interface LogRecord {
   component: string;
 }
 
+/** An API key as listed (`listKeys`): never its secret. `revokedAt` is set once it is revoked. */
+export interface ApiKey {
+  keyId: string;
+  name: string;
+  createdAt: string;
+  budgetUsd: number | null;
+  revokedAt: string | null;
+}
+
+/** A new key (`createKey`): `apiKey` is its secret, which the server shows this once. */
+export interface CreatedKey extends ApiKey {
+  apiKey: string;
+}
+
 export interface CallOptions {
   signal?: AbortSignal;
   /** Milliseconds for this call (default: the client's timeout). */
@@ -111,6 +125,8 @@ export interface CallOptions {
 export interface ClientOptions {
   /** The server, e.g. http://localhost:8000 (the API's prefix is added). */
   baseURL?: string;
+  /** Sent as `Authorization: Bearer <key>` to the API (never to presigned S3 URLs), and as `?token=<key>` on the
+   * WebSocket channels (a browser cannot set headers on a WebSocket handshake). */
   apiKey?: string;
   /** Milliseconds per call. */
   timeout?: number;
@@ -336,6 +352,24 @@ export class AutoGPTClient {
     return fromWire(await this.call({ method: "POST", path: "/restart", ...o }));
   }
 
+  // API keys: operator-only routes (the client must hold the operator's key, else AutoGPTError FORBIDDEN, 403)
+  /** A new client key; its `apiKey` (the secret) is shown this once. Not retried after a 5xx or a lost connection:
+   * a second key would be made whose secret nobody saw. */
+  async createKey(body: { name: string; budgetUsd?: number }, o?: CallOptions): Promise<CreatedKey> {
+    const wire = { name: body.name, ...(body.budgetUsd === undefined ? {} : { budget_usd: body.budgetUsd }) };
+    return fromWire(await this.call({ method: "POST", path: "/keys", body: wire, ...o }));
+  }
+
+  /** Every key, newest first, revoked ones too (`revokedAt` set); never their secrets. */
+  async listKeys(o?: CallOptions): Promise<ApiKey[]> {
+    return fromWire<{ keys: ApiKey[] }>(await this.call({ method: "GET", path: "/keys", safe: true, ...o })).keys;
+  }
+
+  async revokeKey(keyId: string, o?: CallOptions): Promise<{ success: boolean; message: string }> {
+    const path = `/keys/${encodeURIComponent(keyId)}`;
+    return fromWire(await this.call({ method: "DELETE", path, safe: true, ...o }));
+  }
+
   // live channels
   /** The task's status updates, its current status first, until it is completed or failed. */
   async *watchTask(taskId: string, o: { signal?: AbortSignal } = {}): AsyncGenerator<StatusUpdate> {
@@ -354,6 +388,7 @@ export class AutoGPTClient {
     const query = new URLSearchParams();
     if (c.taskId && (c.logs || this.options.websocketURL)) query.set("task_id", c.taskId);
     if (c.level) query.set("level", c.level);
+    if (this.options.apiKey) query.set("token", this.options.apiKey); // a browser's handshake carries no headers
     if (this.options.websocketURL) {
       if (c.logs) query.set("channel", "logs");
       return `${this.options.websocketURL}?${query}`;
@@ -371,7 +406,10 @@ export class AutoGPTClient {
     let wake: (() => void) | undefined;
     const push = (item: T | Error | null) => (queue.push(item), wake?.());
     socket.onmessage = (event: MessageEvent) => push(fromWire<T>(JSON.parse(String(event.data))));
-    socket.onerror = () => push(new AutoGPTError("CONNECTION_ERROR", `WebSocket ${url} failed`, 0));
+    // The key is not repeated in the message (errors get logged). A refused key looks the same here: a browser's
+    // WebSocket does not say what the handshake was answered.
+    const shown = url.replace(/([?&]token=)[^&]*/, "$1***");
+    socket.onerror = () => push(new AutoGPTError("CONNECTION_ERROR", `WebSocket ${shown} failed`, 0));
     socket.onclose = () => push(null);
     signal?.addEventListener("abort", () => socket.close(), { once: true });
     try {
@@ -392,7 +430,7 @@ export class AutoGPTClient {
     const url = new URL(c.path.startsWith("http") ? c.path : this.baseURL + API_PREFIX + c.path);
     for (const [k, v] of Object.entries(c.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const headers: Record<string, string> = { Accept: "application/json" };
-    if (this.options.apiKey && !c.path.startsWith("http")) headers["x-api-key"] = this.options.apiKey;
+    if (this.options.apiKey && !c.path.startsWith("http")) headers.Authorization = `Bearer ${this.options.apiKey}`;
     if (c.idempotencyKey) headers["Idempotency-Key"] = c.idempotencyKey;
     if (c.body !== undefined) headers["Content-Type"] = "application/json";
     const kept = c.method === "GET" && !c.raw ? this.validated.get(url.href) : undefined;

@@ -4,8 +4,9 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { createRequire } from "node:module";
 import { test } from "node:test";
+import { WebSocketServer } from "ws";
 
-import { AutoGPTClient, AutoGPTError, fromWire, toWire } from "../dist/esm/index.js";
+import { AutoGPTClient, AutoGPTError, MULTIPART_LIMIT, fromWire, toWire } from "../dist/esm/index.js";
 
 const baseURL = process.env.AUTOGPT_BASE_URL ?? "http://localhost:8000";
 const client = new AutoGPTClient({ baseURL });
@@ -223,4 +224,119 @@ test("a GET asked again is revalidated: 304 while unchanged, the kept answer reu
   assert.equal(second.input, "revalidate"); // the kept answer, not what the caller did to its copy
   assert.equal(gets[2][2], 200); // the step changed the task: a new version, read in full
   assert.notEqual(third.modifiedAt, second.modifiedAt);
+});
+
+// -- API keys (issue 21): no dev server needed -------------------------------------------------------------------
+
+const MULTIPART_SIZE = MULTIPART_LIMIT + 1; // a presigned S3 POST, then `complete`
+const KEY = { key_id: "0123456789abcdef", name: "ci", created_at: "2025-01-01T00:00:00Z", budget_usd: null, revoked_at: null };
+
+/** A client whose fetch answers from `answer(method, url)` ([status, body]) and records what it was asked. */
+function recording(answer, options = {}) {
+  const asked = [];
+  const client = new AutoGPTClient({
+    baseURL: "http://agent.test",
+    ...options,
+    fetch: async (url, init) => {
+      const sent = init.body instanceof FormData ? "form" : init.body === undefined ? undefined : JSON.parse(init.body);
+      asked.push({ method: init.method, url: String(url), headers: init.headers, body: sent });
+      const [status, body] = answer(init.method, new URL(url));
+      return status === 204 ? new Response(null, { status }) : Response.json(body, { status });
+    },
+  });
+  return { client, asked };
+}
+
+test("the key goes as Authorization: Bearer to the API, never to S3; the keys routes", bounded, async () => {
+  const created = { ...KEY, budget_usd: 5, api_key: "agk_the-secret" };
+  const revoked = { ...KEY, key_id: "fedcba9876543210", budget_usd: 2.5, revoked_at: "2025-01-02T00:00:00Z" };
+  const ticket = { artifact_id: "a1", upload: { url: "http://s3.test/bucket", fields: { key: "k" } } };
+  const { client: keyed, asked } = recording((method, url) => {
+    if (url.host === "s3.test") return [204];
+    if (url.pathname.endsWith("/artifacts/uploads")) return [201, ticket];
+    if (url.pathname.endsWith("/complete")) return [200, { artifact_id: "a1", file_name: "big.bin", relative_path: "big.bin" }];
+    if (method === "POST") return [201, created];
+    if (method === "GET") return [200, { keys: [revoked, KEY] }];
+    return [200, { success: true, message: "key revoked" }];
+  }, { apiKey: "the-operator" });
+  const made = await keyed.createKey({ name: "ci", budgetUsd: 5 });
+  await keyed.createKey({ name: "ci" });
+  const listed = await keyed.listKeys();
+  const gone = await keyed.revokeKey("0123456789abcdef");
+  await keyed.uploadArtifact("t1", new Uint8Array(MULTIPART_SIZE), { fileName: "big.bin" });
+  assert.deepEqual(asked.slice(0, 4).map((a) => [a.method, new URL(a.url).pathname, a.body]), [
+    ["POST", "/ap/v1/agent/keys", { name: "ci", budget_usd: 5 }],
+    ["POST", "/ap/v1/agent/keys", { name: "ci" }],
+    ["GET", "/ap/v1/agent/keys", undefined],
+    ["DELETE", "/ap/v1/agent/keys/0123456789abcdef", undefined],
+  ]);
+  assert.deepEqual(asked.map((a) => [new URL(a.url).host, a.headers.Authorization ?? null]), [
+    ...Array(4).fill(["agent.test", "Bearer the-operator"]),
+    ["agent.test", "Bearer the-operator"],
+    ["s3.test", null], // a presigned POST: S3 refuses a request with an Authorization it did not sign
+    ["agent.test", "Bearer the-operator"],
+  ]);
+  assert.ok(asked.every((a) => !("x-api-key" in a.headers)));
+  assert.deepEqual(made, { keyId: "0123456789abcdef", name: "ci", createdAt: "2025-01-01T00:00:00Z", budgetUsd: 5, revokedAt: null, apiKey: "agk_the-secret" });
+  assert.deepEqual(listed.map((k) => [k.keyId, k.budgetUsd, k.revokedAt]), [["fedcba9876543210", 2.5, "2025-01-02T00:00:00Z"], ["0123456789abcdef", null, null]]);
+  assert.deepEqual(gone, { success: true, message: "key revoked" });
+  const { client: keyless, asked: askedKeyless } = recording(() => [200, { keys: [] }]);
+  assert.deepEqual(await keyless.listKeys(), []);
+  assert.equal(askedKeyless[0].headers.Authorization, undefined);
+});
+
+test("401 UNAUTHORIZED, 403 FORBIDDEN and 404 KEY_NOT_FOUND are AutoGPTErrors, asked once", bounded, async () => {
+  const answers = [
+    [401, envelope("UNAUTHORIZED")],
+    [403, envelope("FORBIDDEN")],
+    [404, envelope("KEY_NOT_FOUND", { key_id: "k" })],
+    [401, { message: "Unauthorized" }], // a gateway's own answer, without the spec's envelope
+  ];
+  const { client: refusing, asked } = recording(() => answers.shift(), { apiKey: "sk-revoked" });
+  await assert.rejects(refusing.getTask("t1"), (e) => e instanceof AutoGPTError && e.code === "UNAUTHORIZED" && e.status === 401);
+  await assert.rejects(refusing.listKeys(), { code: "FORBIDDEN", status: 403 });
+  await assert.rejects(refusing.revokeKey("k"), { code: "KEY_NOT_FOUND", status: 404, details: { key_id: "k" } });
+  await assert.rejects(refusing.status(), { status: 401, message: /Unauthorized/ });
+  assert.equal(asked.length, 4); // reads are safe to repeat, but a refused key is not retried
+});
+
+test("every WebSocket carries the key as ?token= (URL-encoded); a failed one does not print it", bounded, async (t) => {
+  const handshakes = [];
+  const server = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+  server.on("connection", (socket, request) => {
+    handshakes.push(request.url);
+    const logs = request.url.includes("logs");
+    const message = logs
+      ? { type: "log", level: "INFO", message: "hello", timestamp: "a", task_id: "t1", component: "x" }
+      : { type: "status_update", task_id: "t1", status: "completed", progress: 1, current_step: null, timestamp: "a" };
+    socket.send(JSON.stringify(message), () => socket.close());
+  });
+  await new Promise((resolve) => server.once("listening", resolve));
+  t.after(() => new Promise((resolve) => (server.clients.forEach((c) => c.terminate()), server.close(resolve))));
+  const port = server.address().port;
+  const secret = "sk 1/+&=?";
+  const local = new AutoGPTClient({ baseURL: `http://127.0.0.1:${port}`, apiKey: secret });
+  const onAws = new AutoGPTClient({ baseURL: "http://agent.test", websocketURL: `ws://127.0.0.1:${port}`, apiKey: secret });
+  const signal = AbortSignal.timeout(30_000);
+  const got = [];
+  for await (const update of local.watchTask("t1", { signal })) got.push(update.status);
+  for await (const record of local.streamLogs({ level: "INFO" }, { signal })) got.push(record.message);
+  for await (const update of onAws.watchTask("t1", { signal })) got.push(update.status);
+  for await (const record of onAws.streamLogs({}, { signal })) got.push(record.message);
+  assert.deepEqual(got, ["completed", "hello", "completed", "hello"]);
+  const token = encodeURIComponent(secret).replace(/%20/g, "+");
+  assert.deepEqual(handshakes, [
+    `/ap/v1/agent/tasks/t1/ws?token=${token}`,
+    `/ap/v1/agent/logs/ws?level=INFO&token=${token}`,
+    `/?task_id=t1&token=${token}`,
+    `/?token=${token}&channel=logs`,
+  ]);
+  assert.deepEqual(handshakes.map((h) => new URL(h, "ws://x").searchParams.get("token")), Array(4).fill(secret));
+  const closed = new AutoGPTClient({ baseURL: "http://127.0.0.1:9", apiKey: secret }); // nothing listens there
+  await assert.rejects(closed.watchTask("t1", { signal }).next(), (error) => {
+    assert.equal(error.code, "CONNECTION_ERROR");
+    assert.match(error.message, /\?token=\*\*\* failed$/);
+    assert.ok(!/sk(\+|%20| )1/.test(error.message), error.message);
+    return true;
+  });
 });

@@ -6,30 +6,37 @@ from .errors import (
     ArtifactNotFound,
     AutoGPTError,
     ConnectionFailed,
+    Forbidden,
     InsufficientResources,
     InternalError,
     InvalidRequest,
+    KeyNotFound,
     OpenAIAPIError,
     PayloadTooLarge,
     RateLimited,
     StepNotFound,
     TaskAlreadyRunning,
     TaskNotFound,
+    Unauthorized,
 )
-from .models import AgentStatus, Artifact, Run, Step, Task
+from .models import AgentStatus, ApiKey, Artifact, CreatedKey, Run, Step, Task
 
 __version__ = "0.5.1"
 __all__ = [
     "AgentStatus",
+    "ApiKey",
     "Artifact",
     "ArtifactNotFound",
     "AsyncAutoGPTClient",
     "AutoGPTClient",
     "AutoGPTError",
     "ConnectionFailed",
+    "CreatedKey",
+    "Forbidden",
     "InsufficientResources",
     "InternalError",
     "InvalidRequest",
+    "KeyNotFound",
     "OpenAIAPIError",
     "PayloadTooLarge",
     "RateLimited",
@@ -39,4 +46,5 @@ __all__ = [
     "Task",
     "TaskAlreadyRunning",
     "TaskNotFound",
+    "Unauthorized",
 ]

@@ -6,7 +6,10 @@ so ids come out whole (`autogpt task list | cut -f1`). Errors are one line on st
 
 Exit codes: 0 done; 1 the API refused the request (400, 405, 413); 2 wrong usage (or a local file that cannot be
 read or written); 3 not found; 4 the task is busy (409); 5 a limit (429: rate, concurrent runs, budget); 6 the
-server or the model failed (5xx); 7 no connection; 8 a followed run ended failed."""
+server or the model failed (5xx); 7 no connection; 8 a followed run ended failed; 9 no key, or the key was refused
+(401), or it may not do this (403: `keys` and `restart` need the operator's key).
+
+Where the server wants a key, pass it with `--api-key` or the environment's AUTOGPT_API_KEY."""
 
 from __future__ import annotations
 
@@ -49,20 +52,28 @@ step_app = typer.Typer(
     no_args_is_help=True,
 )
 artifact_app = typer.Typer(help="A task's files: upload, download, list, delete.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys (operator only): create, list, revoke.", no_args_is_help=True)
 app.add_typer(task_app, name="task")
 app.add_typer(run_app, name="run")
 app.add_typer(step_app, name="step")
 app.add_typer(artifact_app, name="artifact")
+app.add_typer(keys_app, name="keys")
 # Text from the API is data, never markup: `[/x]` in a task's input must not raise, `[offline model]` must not vanish,
 # `:smile:` must stay as written. Lines are never wrapped either: a wrapped id is not an id.
 out = Console(markup=False, emoji=False, highlight=False, soft_wrap=True)
 err = Console(stderr=True, markup=False, emoji=False, highlight=False, soft_wrap=True)
-_EXIT = {400: 1, 405: 1, 413: 1, 404: 3, 409: 4, 429: 5}
+_EXIT = {400: 1, 405: 1, 413: 1, 404: 3, 409: 4, 429: 5, 401: 9, 403: 9}
+_NO_KEY = "this server needs an API key: pass --api-key KEY or set AUTOGPT_API_KEY"
+_BAD_KEY = "the API key was refused (unknown or revoked): check --api-key or AUTOGPT_API_KEY"
+_NOT_OPERATOR = "this needs the operator's key (ADMIN_API_KEY), not a client key: check --api-key or AUTOGPT_API_KEY"
+# A WebSocket server that refuses a handshake often can only say 403, whatever the reason (ASGI servers, a gateway).
+_CHANNEL_REFUSED = "the key was refused, or may not open this channel: check --api-key or AUTOGPT_API_KEY"
 
 
 class _Options:
     client: AutoGPTClient
     json: bool = False
+    has_key: bool = False
 
 
 options = _Options()
@@ -73,28 +84,41 @@ def _global(
     base_url: Annotated[
         str, typer.Option("--base-url", envvar="AUTOGPT_BASE_URL", help="The API's address")
     ] = DEFAULT_BASE_URL,
-    api_key: Annotated[str | None, typer.Option("--api-key", envvar="AUTOGPT_API_KEY", help="x-api-key")] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option("--api-key", envvar="AUTOGPT_API_KEY", help="The API key (sent as Authorization: Bearer)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON, for scripts")] = False,
 ) -> None:
     options.client = AutoGPTClient(base_url=base_url, api_key=api_key)
     options.json = as_json
+    options.has_key = bool(api_key)
 
 
-def _error_line(exc: errors.AutoGPTError) -> str:
+def _error_line(exc: errors.AutoGPTError, handshake: bool = False) -> str:
     """`error: CODE (status): message`, then what the details name: the ids, and the field and why it was refused
     (the API's messages are generic: "Invalid request parameters")."""
     said = [str(value) for key, value in exc.details.items() if key.endswith("_id")]
     if reason := exc.details.get("reason"):
         field = exc.details.get("field")
         said.append(f"{field}: {reason}" if field else str(reason))
+    if exc.status in (401, 403) and not options.has_key:
+        said.append(_NO_KEY)
+    elif exc.status in (401, 403) and handshake:
+        said.append(_CHANNEL_REFUSED)
+    elif exc.status == 401:
+        said.append(_BAD_KEY)
+    elif exc.status == 403:
+        said.append(_NOT_OPERATOR)
     return " ".join(": ".join([f"error: {exc}", *said]).split())  # one line, whatever the message holds
 
 
-def _fail(exc: errors.AutoGPTError) -> NoReturn:
+def _fail(exc: errors.AutoGPTError, handshake: bool = False) -> NoReturn:
+    """`handshake`: the error answered a WebSocket handshake (`logs`)."""
     if options.json:
         print(json.dumps({"error": {"code": exc.code, "message": exc.message, "details": exc.details}}))
     else:
-        err.print(_error_line(exc))
+        err.print(_error_line(exc, handshake))
     if isinstance(exc, errors.ConnectionFailed):
         raise typer.Exit(7)
     raise typer.Exit(_EXIT.get(exc.status, 6 if exc.status >= 500 else 1))
@@ -337,6 +361,8 @@ def logs(
                 return
     except KeyboardInterrupt:
         return
+    except errors.AutoGPTError as exc:  # the handshake refused (no key, or a key that may not listen)
+        _fail(exc, handshake=True)
     except OSError as exc:
         _fail(errors.ConnectionFailed("CONNECTION_ERROR", str(exc), status=0))
 
@@ -407,6 +433,44 @@ def artifact_delete(
     """Delete a task's file."""
     known = _artifact(task_id, artifact)
     _emit(_call(lambda: options.client.delete_artifact(task_id, known.artifact_id)), lambda d: out.print(d.message))
+
+
+# -- API keys -----------------------------------------------------------------------------------------------------
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="Whose key it is (1 to 100 characters)")],
+    budget_usd: Annotated[
+        float | None, typer.Option("--budget-usd", help="What the key's tasks may spend on the model, in USD")
+    ] = None,
+) -> None:
+    """Create a client key. Its secret is printed once (on stdout): store it now, it cannot be shown again."""
+    created = _call(lambda: options.client.create_key(name, budget_usd))
+    budget = "no budget" if created.budget_usd is None else f"budget {created.budget_usd:g} USD"
+    err.print(f"created key {created.key_id} ({created.name}, {budget})")
+    err.print("its secret follows; it will NOT be shown again: store it now")
+    _emit(created, lambda c: out.print(c.api_key))
+
+
+def _keys_table(keys: list[Any]) -> None:
+    def cell(value: Any) -> str:
+        return "" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+    rows = [[k.key_id, k.name, k.created_at, cell(k.budget_usd), cell(k.revoked_at)] for k in keys]
+    _table(["key_id", "name", "created_at", "budget_usd", "revoked_at"], rows)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Every key, newest first, revoked ones too (their revoked_at set). Secrets are never listed."""
+    _emit(_call(options.client.list_keys), _keys_table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key: requests with it are refused (401) from now on."""
+    _emit(_call(lambda: options.client.revoke_key(key_id)), lambda d: out.print(f"{key_id} {d.message}"))
 
 
 def main() -> None:

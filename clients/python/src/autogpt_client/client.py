@@ -2,7 +2,10 @@
 errors (errors.py), the same retries. A request is retried, with backoff and jitter, when the server refused it
 before doing anything (429 RATE_LIMITED, honouring Retry-After) and, for calls that are safe to repeat (reads,
 deletes, and the POSTs the client sends with an Idempotency-Key), after 502/503/504 or a connection failure. A GET
-asked again sends the ETag of its last answer: the server answers 304 without a body when nothing changed."""
+asked again sends the ETag of its last answer: the server answers 304 without a body when nothing changed.
+
+An `api_key` goes as `Authorization: Bearer <key>` on the API's requests and on the WebSocket handshakes (never to
+the presigned S3 URLs of large uploads); a refused key is errors.Unauthorized (401) or errors.Forbidden (403)."""
 
 from __future__ import annotations
 
@@ -63,6 +66,19 @@ def _code(response: httpx.Response) -> str | None:
     return None
 
 
+def _refused_handshake(exc: Exception) -> errors.AutoGPTError | None:
+    """The API's error for a WebSocket handshake it answered with an HTTP error (401 without a key), else None.
+    websockets raises InvalidStatus (`.response`); its legacy asyncio client, InvalidStatusCode (`.status_code`)."""
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None) or getattr(exc, "status_code", None)
+    if not isinstance(status, int) or status < 400:
+        return None
+    body: Any = {}
+    with contextlib.suppress(ValueError, TypeError):
+        body = json.loads(getattr(response, "body", b"") or b"{}")
+    return errors.from_response(status, body)
+
+
 def _check(response: httpx.Response) -> httpx.Response:
     if response.status_code >= 400:
         try:
@@ -116,7 +132,8 @@ class _Base:
         self.base_url = base_url.rstrip("/").removesuffix(API_PREFIX)
         self.max_retries = max_retries
         self.websocket_url = websocket_url
-        self.headers = {"x-api-key": api_key} if api_key else {}
+        # The key's headers: on the API's requests and WebSocket handshakes only (_request, watch_task, stream_logs).
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         # The last answer to each GET that carried an ETag: asked again with If-None-Match, a 304 reuses it.
         self._validated: collections.OrderedDict[tuple[str, str], httpx.Response] = collections.OrderedDict()
         self._connect(timeout)
@@ -128,7 +145,8 @@ class _Base:
         return call.path if call.path.startswith(("http://", "https://")) else self.base_url + API_PREFIX + call.path
 
     def _request(self, call: Call) -> dict[str, Any]:
-        request: dict[str, Any] = {"headers": {**self.headers, **call.headers}, "params": call.params}
+        mine = not call.path.startswith(("http://", "https://"))  # a presigned S3 URL gets no key: S3 refuses it
+        request: dict[str, Any] = {"headers": {**(self.headers if mine else {}), **call.headers}, "params": call.params}
         if (cached := self._validated.get(self._validator_key(call))) is not None:
             request["headers"]["If-None-Match"] = cached.headers["etag"]
         if call.json is not None:
@@ -231,6 +249,19 @@ class _Base:
     def restart(self) -> Any:
         return self._run(ops.restart())
 
+    # API keys: operator-only routes (the client must hold an operator's key, else errors.Forbidden)
+
+    def create_key(self, name: str, budget_usd: float | None = None) -> Any:
+        """A new client key; its `api_key` (the secret) is shown this once."""
+        return self._run(ops.create_key(name, budget_usd))
+
+    def list_keys(self) -> Any:
+        """Every key, newest first, revoked ones too (`revoked_at` set); never their secrets."""
+        return self._run(ops.list_keys())
+
+    def revoke_key(self, key_id: str) -> Any:
+        return self._run(ops.revoke_key(key_id))
+
 
 class AutoGPTClient(_Base):
     """The blocking client. Methods return the API's objects (models.py) and raise errors.AutoGPTError subclasses."""
@@ -238,7 +269,7 @@ class AutoGPTClient(_Base):
     http: httpx.Client
 
     def _connect(self, timeout: float) -> None:
-        self.http = httpx.Client(timeout=timeout, headers=self.headers)
+        self.http = httpx.Client(timeout=timeout)
 
     def close(self) -> None:
         self.http.close()
@@ -316,11 +347,20 @@ class AutoGPTClient(_Base):
                 on_update(run)
         return run
 
-    def watch_task(self, task_id: str) -> Iterator[dict[str, Any]]:
-        """The task's status updates (its current status first) until it is completed or failed."""
+    def _open(self, url: str) -> Any:
+        """A WebSocket to `url` with the key's header; a handshake the server refuses is the API's error."""
         from websockets.sync.client import connect
 
-        with connect(self._channel_url(task_id, logs=False), additional_headers=self.headers) as socket:
+        try:
+            return connect(url, additional_headers=self.headers)
+        except Exception as exc:
+            if (refused := _refused_handshake(exc)) is not None:
+                raise refused from exc
+            raise
+
+    def watch_task(self, task_id: str) -> Iterator[dict[str, Any]]:
+        """The task's status updates (its current status first) until it is completed or failed."""
+        with self._open(self._channel_url(task_id, logs=False)) as socket:
             for raw in socket:
                 message = json.loads(raw)
                 yield message
@@ -329,9 +369,7 @@ class AutoGPTClient(_Base):
 
     def stream_logs(self, task_id: str | None = None, level: str | None = None) -> Iterator[dict[str, Any]]:
         """The agent's log records as they happen (of one task, from a minimum level), until the caller stops."""
-        from websockets.sync.client import connect
-
-        with connect(self._channel_url(task_id, logs=True, level=level), additional_headers=self.headers) as socket:
+        with self._open(self._channel_url(task_id, logs=True, level=level)) as socket:
             for raw in socket:
                 yield json.loads(raw)
 
@@ -342,7 +380,7 @@ class AsyncAutoGPTClient(_Base):
     http: httpx.AsyncClient
 
     def _connect(self, timeout: float) -> None:
-        self.http = httpx.AsyncClient(timeout=timeout, headers=self.headers)
+        self.http = httpx.AsyncClient(timeout=timeout)
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -406,10 +444,18 @@ class AsyncAutoGPTClient(_Base):
             run = await self.get_run(task_id)
         return run
 
-    async def watch_task(self, task_id: str) -> AsyncIterator[dict[str, Any]]:
+    async def _open(self, url: str) -> Any:
         import websockets
 
-        async with websockets.connect(self._channel_url(task_id, logs=False), additional_headers=self.headers) as ws:
+        try:
+            return await websockets.connect(url, additional_headers=self.headers)
+        except Exception as exc:
+            if (refused := _refused_handshake(exc)) is not None:
+                raise refused from exc
+            raise
+
+    async def watch_task(self, task_id: str) -> AsyncIterator[dict[str, Any]]:
+        async with await self._open(self._channel_url(task_id, logs=False)) as ws:
             async for raw in ws:
                 message = json.loads(raw)
                 yield message
@@ -417,9 +463,6 @@ class AsyncAutoGPTClient(_Base):
                     return
 
     async def stream_logs(self, task_id: str | None = None, level: str | None = None) -> AsyncIterator[dict[str, Any]]:
-        import websockets
-
-        url = self._channel_url(task_id, logs=True, level=level)
-        async with websockets.connect(url, additional_headers=self.headers) as ws:
+        async with await self._open(self._channel_url(task_id, logs=True, level=level)) as ws:
             async for raw in ws:
                 yield json.loads(raw)

@@ -59,6 +59,18 @@ class ConnectionFailed(AutoGPTError):
     pass
 
 
+class Unauthorized(AutoGPTError):
+    """401: no API key was sent, or the server does not know it (unknown or revoked)."""
+
+
+class Forbidden(AutoGPTError):
+    """403: the key is known but may not do this (a client's key on an operator-only route: keys, restart)."""
+
+
+class KeyNotFound(AutoGPTError):
+    pass
+
+
 BY_CODE: dict[str, type[AutoGPTError]] = {
     "INVALID_REQUEST": InvalidRequest,
     "TASK_NOT_FOUND": TaskNotFound,
@@ -70,7 +82,12 @@ BY_CODE: dict[str, type[AutoGPTError]] = {
     "PAYLOAD_TOO_LARGE": PayloadTooLarge,
     "OPENAI_API_ERROR": OpenAIAPIError,
     "INTERNAL_ERROR": InternalError,
+    "UNAUTHORIZED": Unauthorized,
+    "FORBIDDEN": Forbidden,
+    "KEY_NOT_FOUND": KeyNotFound,
 }
+# An answer without the spec's envelope (a gateway's own `{"message": "Unauthorized"}`) is named by its status.
+BY_STATUS = {401: "UNAUTHORIZED", 403: "FORBIDDEN"}
 
 
 def from_response(status: int, body: Any) -> AutoGPTError:
@@ -80,6 +97,6 @@ def from_response(status: int, body: Any) -> AutoGPTError:
         code = str(error["code"])
         kind = BY_CODE.get(code, AutoGPTError)
         return kind(code, str(error.get("message", "")), status=status, details=error.get("details") or {})
-    code = "INTERNAL_ERROR" if status >= 500 else "INVALID_REQUEST"
+    code = BY_STATUS.get(status) or ("INTERNAL_ERROR" if status >= 500 else "INVALID_REQUEST")
     message = body.get("message") if isinstance(body, dict) else None
     return BY_CODE[code](code, str(message or f"HTTP {status}"), status=status)

@@ -93,3 +93,23 @@ class RestartResult(_Model):
 class Deleted(_Model):
     success: bool
     message: str
+
+
+class ApiKey(_Model):
+    """An API key as listed (`GET /keys`): never its secret."""
+
+    key_id: str
+    name: str
+    created_at: str
+    budget_usd: float | None = None
+    revoked_at: str | None = None
+
+
+class CreatedKey(ApiKey):
+    """A new key (`POST /keys`): `api_key` is its secret, which the server shows this once (kept out of repr)."""
+
+    api_key: str = Field(repr=False)
+
+
+class KeyList(_Model):
+    keys: list[ApiKey]

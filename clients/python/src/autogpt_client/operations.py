@@ -147,3 +147,23 @@ def status() -> Op[models.AgentStatus]:
 def restart() -> Op[models.RestartResult]:
     r = yield Call("POST", "/restart")
     return models.RestartResult.model_validate(r.json())
+
+
+# -- API keys (operator-only routes: an operator's key, else 403 FORBIDDEN) -----------------------------------------
+
+
+def create_key(name: str, budget_usd: float | None) -> Op[models.CreatedKey]:
+    """Not repeated after a 5xx or a lost connection: a second key would be made, its secret never seen."""
+    body: dict[str, Any] = {"name": name, **({"budget_usd": budget_usd} if budget_usd is not None else {})}
+    r = yield Call("POST", "/keys", json=body)
+    return models.CreatedKey.model_validate(r.json())
+
+
+def list_keys() -> Op[list[models.ApiKey]]:
+    r = yield Call("GET", "/keys", safe_to_retry=True)
+    return models.KeyList.model_validate(r.json()).keys
+
+
+def revoke_key(key_id: str) -> Op[models.Deleted]:
+    r = yield Call("DELETE", f"/keys/{key_id}", safe_to_retry=True)
+    return models.Deleted.model_validate(r.json())
