@@ -5,6 +5,7 @@ AWS calls each function really makes through its routes (botocore's own events, 
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -161,7 +162,7 @@ def test_the_sandbox_function_has_no_way_out() -> None:
         assert TEMPLATE.resources[subnet["Ref"]]["Properties"]["MapPublicIpOnLaunch"] is False
 
 
-def test_deployed_stages_are_bounded_logged_and_keyed_in_prod() -> None:
+def test_deployed_stages_are_bounded_logged_and_keyed_by_default() -> None:
     api = TEMPLATE.api()
     access_log = api["AccessLogSetting"]["DestinationArn"]["Fn::GetAtt"][0]
     samconfig = (ROOT / "samconfig.toml").read_text()
@@ -171,14 +172,21 @@ def test_deployed_stages_are_bounded_logged_and_keyed_in_prod() -> None:
     assert access_format["requestId"] == "$context.requestId"
     # Lambda's request id for the invocation: the functions log it as request_id
     assert access_format["functionRequestId"] == "$context.integration.requestId"
+    # The caller by its key's id (the authorizer's principal), never the key: nothing that carries headers or the
+    # query string (?token=) is logged.
+    assert access_format["client"] == "$context.authorizer.principalId"
+    assert not [v for v in access_format.values() if re.search("header|querystring|apikey", v, re.IGNORECASE)]
     assert FUNCTIONS["StepsFunction"]["ReservedConcurrentExecutions"] == {"Ref": "StepsConcurrency"}
+    # Keys on unless a deployment says otherwise, and no profile says otherwise
+    assert TEMPLATE.doc["Parameters"]["AllowAnonymousAccess"]["Default"] == "false"
+    assert "ApiKeyRequired" not in samconfig and "AllowAnonymousAccess=true" not in samconfig
     prod = samconfig.split("[prod.deploy.parameters]")[1]
-    assert "ApiKeyRequired=true" in prod and "Stage=prod" in prod
-    # The WebSocket API asks for the same key at its handshake, under the same usage plan
+    assert "Stage=prod" in prod
+    # The WebSocket API asks the same authorizer at its handshake; no stage of it logs requests (the URL has ?token=)
     connect = TEMPLATE.resources["WebSocketConnectRoute"]["Properties"]
-    plan = TEMPLATE.resources["UsagePlan"]["Properties"]["ApiStages"]
-    assert connect["ApiKeyRequired"] == {"Fn::If": ["UseApiKey", True, False]}
-    assert {"ApiId": {"Ref": "WebSocketApi"}, "Stage": {"Ref": "WebSocketStage"}} in plan
+    assert connect["AuthorizationType"] == {"Fn::If": ["Anonymous", "NONE", "CUSTOM"]}
+    assert connect["AuthorizerId"] == {"Fn::If": ["Anonymous", {"Ref": "AWS::NoValue"}, {"Ref": "WebSocketAuthorizer"}]}
+    assert "AccessLogSettings" not in TEMPLATE.resources["WebSocketStage"]["Properties"]
 
 
 # What each AWS call needs in IAM. A transaction needs the actions of its parts; HeadObject is GetObject's.
@@ -196,6 +204,7 @@ _SERVICE_PREFIX = {
     "ssm": "ssm",
     "stepfunctions": "states",
     "apigatewaymanagementapi": "execute-api",
+    "secretsmanager": "secretsmanager",
 }
 
 
@@ -280,6 +289,7 @@ def test_every_function_uses_exactly_the_actions_its_policy_names(
     api("GET", f"/tasks/{task}/steps/{step}")
     api("DELETE", f"/tasks/{task}/artifacts/{artifact}")
     _runs_tour(api, task, model_api)
+    _authorizer_tour(api, monkeypatch)
     # ...and the finalizer, for uploads nobody completed: one as declared, one of another size (deleted)
     for name, content in (("c.csv", b"a,b"), ("d.csv", b"a,b,c,d")):
         late = api("POST", f"/tasks/{task}/artifacts/uploads", json_body={"file_name": name, "file_size": 3}).json()
@@ -299,6 +309,32 @@ def test_every_function_uses_exactly_the_actions_its_policy_names(
         assert granted <= used | _NOT_SEEN_HERE.get(function, set()), f"{function} is granted unused {granted - used}"
     assert set(recorded) == set(FUNCTIONS) - {"SandboxFunction"}  # which makes no AWS call at all
     assert recorded["AgentFunction"] >= {"states:StartExecution", "states:StopExecution"}
+
+
+def _authorizer_tour(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The authorizer, as API Gateway calls it: a client's key in a REST request's header (its item), the operator's
+    key in a WebSocket handshake's ?token= (the secret), and a key nobody issued."""
+    from agent_core import auth
+
+    secret = boto3.client("secretsmanager").create_secret(Name="admin-api-key", SecretString="operator-key-0123")
+    monkeypatch.delenv("ADMIN_API_KEY", raising=False)
+    monkeypatch.setenv("ADMIN_API_KEY_SECRET", secret["ARN"])
+    get_settings.cache_clear()
+    _, client_key = auth.create_key("tour")  # the operator's route would; the test's own setup here
+    rest = json.loads((ROOT / "events" / "authorizer_rest.json").read_text())
+    rest["headers"] = {**rest["headers"], "Authorization": f"Bearer {client_key}"}
+    ws = json.loads((ROOT / "events" / "authorizer_ws_connect.json").read_text())
+    ws["queryStringParameters"] = {**ws["queryStringParameters"], "token": "operator-key-0123"}
+
+    allowed = _call("AuthorizerFunction", api, rest)
+    operator = _call("AuthorizerFunction", api, ws)
+    rest["headers"]["Authorization"] = "Bearer agk_0123456789abcdef_nobody"
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
+        _call("AuthorizerFunction", api, rest)
+
+    assert allowed["context"]["role"] == "client" and operator["context"]["role"] == "operator"
+    assert allowed["policyDocument"]["Statement"][0]["Resource"].endswith(":abcdef123/dev/*")
+    assert operator["policyDocument"]["Statement"][0]["Resource"].endswith(":wsapi12345/dev/*")
 
 
 def _runs_tour(api: Any, task: str, model_api: Any) -> None:
