@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import socket
 import sys
 import time
@@ -19,6 +20,14 @@ def build(rate_limit_per_minute: int | None = None):
     sys.path.insert(0, str(ROOT / "layers" / "common"))
     template = Template()
     moto_url = start_moto(int(os.environ["MOTO_SERVER_PORT"]) if os.environ.get("MOTO_SERVER_PORT") else None)
+    # Open, as the spec's development environment is, unless AUTH=keys; keys then checked at every request (no cache)
+    # against ADMIN_API_KEY and the table, never a Secrets Manager secret.
+    os.environ.setdefault("AUTH", "open")
+    os.environ.setdefault("AUTH_CACHE_TTL_S", "0")
+    if os.environ["AUTH"] == "keys" and not os.environ.get("ADMIN_API_KEY"):
+        os.environ["ADMIN_API_KEY"] = "adm-" + secrets.token_urlsafe(24)
+        print(f"ADMIN_API_KEY was not set: the operator's key for this run is {os.environ['ADMIN_API_KEY']}")
+    os.environ["ADMIN_API_KEY_SECRET"] = ""
     for key, value in template.environment().items():
         os.environ.setdefault(key, value)  # the caller's environment wins (OPENAI_API_KEY, limits, ...)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
@@ -101,6 +110,10 @@ def main() -> None:
         f"({len(gateway.routes)} routes, ready in {time.monotonic() - started:.1f}s)"
     )
     print(f"rate limit: {limit or 'off'} requests/minute per client (RATE_LIMIT_PER_MINUTE)")
+    if os.environ.get("AUTH") == "keys":
+        print("authentication: keys (AUTH=keys): send Authorization: Bearer <key>; the operator's is ADMIN_API_KEY")
+    else:
+        print("authentication: off, as the spec's development environment (AUTH=keys turns it on)")
     print(f"run_python: {_isolation()}")
     print(f"Agent Protocol API: http://localhost:{args.port}/ap/v1/agent", flush=True)
     print(f"WebSocket: ws://localhost:{args.port}/ap/v1/agent/tasks/{{task_id}}/ws and .../logs/ws", flush=True)

@@ -129,3 +129,17 @@ def parse_response(result: dict[str, Any]) -> ProxyResponse:
     raw = result.get("body") or ""
     body = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode()
     return ProxyResponse(status=int(result.get("statusCode", 502)), headers=headers, body=body)
+
+
+def authorizer_event(request: dict[str, Any], method_arn: str) -> dict[str, Any]:
+    """What a Lambda REQUEST authorizer receives for a request (REST) or a handshake (WebSocket `$connect`): the
+    request's headers, query string and context, the method's ARN, and no body."""
+    return {
+        "type": "REQUEST",
+        "methodArn": method_arn,
+        **{k: v for k, v in request.items() if k not in ("body", "isBase64Encoded")},
+    }
+
+
+def method_arn(stage: str, method: str, path: str) -> str:
+    return f"arn:aws:execute-api:us-east-1:123456789012:local/{stage}/{method}{path}"

@@ -19,6 +19,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from agent_core import auth
 from agent_core.api import language
 from agent_core.errors import MethodNotAllowed, localized_envelope
 
@@ -86,7 +87,11 @@ class Gateway:
         # WebSocket events get a few workers of their own: a burst of handshakes is CPU work for this one process,
         # and 32 threads at it would leave the event loop, which completes the handshakes, no share of the GIL.
         ws_pool = ThreadPoolExecutor(max_workers=4, initializer=_new_loop, thread_name_prefix="lambda-ws")
-        self.websockets = WebSockets(ws_route, load_handler(ws_route), ws_pool, stage) if ws_route else None
+        authorizer = template.authorizer_route()
+        self.authorizer = load_handler(authorizer) if authorizer else None
+        self.websockets = (
+            WebSockets(ws_route, load_handler(ws_route), ws_pool, stage, authorize=self.authorize) if ws_route else None
+        )
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for route in self.routes:
@@ -148,10 +153,43 @@ class Gateway:
             response = await self.handle(request)
         await response(scope, receive, send)
 
+    async def authorize(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        """The authorizer's context for an authorizer event (None: refused), as API Gateway asks it: every time,
+        with no cache of its own (the function's cache is off on the dev server: a revocation holds at once)."""
+        if self.authorizer is None:
+            return None
+        loop = asyncio.get_running_loop()
+        context = apigw.LambdaContext(function_name="authorizer")
+        try:
+            answer = await loop.run_in_executor(self.pool, self.authorizer, event, context)
+        except Exception:  # "Unauthorized": API Gateway's 401
+            return None
+        allowed = any(s.get("Effect") == "Allow" for s in answer.get("policyDocument", {}).get("Statement", []))
+        return {**(answer.get("context") or {}), "principalId": answer.get("principalId")} if allowed else None
+
+    async def admit(self, request: Request, route: Route, event: dict[str, Any], address: str) -> Response | None:
+        """With keys required, as API Gateway does before the function: the authorizer names the caller (put in
+        the event), the caller's own rate limit applies (a request without a valid key counts against its address),
+        and a route that needs a key refuses one without (401). None: go on."""
+        caller = None
+        if not route.open:
+            arn = apigw.method_arn(self.stage, event["httpMethod"], request.url.path)
+            caller = await self.authorize(apigw.authorizer_event(event, arn))
+        request_id = event["requestContext"]["requestId"]
+        if not self.limiter.allow(f"client:{caller['client_id']}" if caller else address):
+            return self.gateway_response("THROTTLED", request, request_id)
+        if caller is None and not route.open:
+            return self.gateway_response("UNAUTHORIZED", request, request_id)
+        if caller is not None:
+            event["requestContext"]["authorizer"] = caller
+        return None
+
     async def handle(self, request: Request) -> Response:
         context = apigw.LambdaContext()
         client = request.client.host if request.client else "unknown"
-        if not self.limiter.allow(client):
+        keys_required = auth.required()
+        # With keys, a client's requests count against its own limit (below); without, against its address's.
+        if not keys_required and not self.limiter.allow(client):
             return self.gateway_response("THROTTLED", request, context.aws_request_id)
         if request.method == "OPTIONS" and any(r.pattern.match(request.url.path) for r in self.routes):
             return Response(status_code=200, headers=self.template.cors_headers())  # API Gateway's mock preflight
@@ -183,6 +221,8 @@ class Gateway:
         if apigw.event_size(event) > apigw.LAMBDA_PAYLOAD_LIMIT:
             # Lambda would refuse this invocation; in AWS the WAF body-size rule answers it first, with this response.
             return self.gateway_response("REQUEST_TOO_LARGE", request, context.aws_request_id)
+        if keys_required and (refused := await self.admit(request, route, event, client)) is not None:
+            return refused
         handler = self.handlers[route.function]
         loop = asyncio.get_running_loop()
         try:

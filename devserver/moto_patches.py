@@ -11,7 +11,9 @@
   of 50 WebSocket handshakes spent more time there than in DynamoDB). Once it exists, no lock is needed.
 - A stop right after a start stops the execution: moto marks an execution RUNNING before its worker thread has
   parsed the definition and made its environment, and `StopExecution` in that gap raised AttributeError (a 500 to
-  the caller, and the execution went on). The stop now waits, bounded, for the environment.
+  the caller, and the execution went on). The stop now waits, bounded, for the environment; and the program counts
+  as running from then on, so a stop before its first state aborts it (moto ignored a stop until the first state
+  had begun, and the execution ran on).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from moto.core.base_backend import BackendDict
 from moto.dynamodb import models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
+from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+from moto.stepfunctions.parser.asl.component.program.program import Program
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramRunning, ProgramStopped
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
 from .moto_speed import patch_speed
@@ -116,12 +121,24 @@ _ENVIRONMENT_WAIT_S = 30.0  # parsing the definition takes milliseconds; a loade
 def _stop_waits_for_start() -> None:
     made = ExecutionWorker._get_evaluation_environment
     stop = ExecutionWorker.stop
+    evaluate = Program.eval
 
     def environment(self: ExecutionWorker) -> Any:
         env = made(self)
+        # Running from now on, not from its first state: moto's stop takes effect only on a running program, and a
+        # stop that came in between was lost (the execution then ran its first state and ended FAILED or SUCCEEDED).
+        env._program_state = ProgramRunning()
         self.env = env  # before the event: a stop that was waiting finds it
         _ready(self).set()
         return env
+
+    def eval_unless_stopped(self: Program, env: Any) -> None:
+        if isinstance(env._program_state, ProgramStopped):  # stopped before its first state: it ends ABORTED
+            EvalComponent.eval(self, env)  # no state runs; the program records its end as aborted
+            return
+        evaluate(self, env)
+
+    Program.eval = eval_unless_stopped  # type: ignore[method-assign]
 
     def stop_when_started(self: ExecutionWorker, **kwargs: Any) -> None:
         if self.env is None and not _ready(self).wait(_ENVIRONMENT_WAIT_S):

@@ -53,6 +53,7 @@ class Route:
     path: str  # /ap/v1/agent/tasks/{task_id}
     code_uri: Path
     handler: str  # module.attribute, relative to code_uri
+    open: bool = False  # `Auth: {Authorizer: NONE}`: no key asked, whatever the API's default authorizer
 
     @cached_property
     def pattern(self) -> re.Pattern[str]:
@@ -152,9 +153,19 @@ class Template:
                         path=ep["Path"],
                         code_uri=ROOT / props["CodeUri"],
                         handler=props["Handler"],
+                        open=(ep.get("Auth") or {}).get("Authorizer") == "NONE",
                     )
                 )
         return sorted(out, key=lambda r: r.specificity, reverse=True)
+
+    def authorizer_route(self) -> Route | None:
+        """The function behind the APIs' Lambda authorizer (the REST API's Auth names it by its Arn)."""
+        found = re.search(r'"(\w+)\.Arn"|\["(\w+)", "Arn"\]', json.dumps(self.api().get("Auth") or {}))
+        name = found and (found.group(1) or found.group(2))
+        function = self.of_type("AWS::Serverless::Function").get(name or "")
+        if not name or function is None:
+            return None
+        return Route(name, "AUTHORIZER", "", ROOT / function["CodeUri"], function["Handler"])
 
     def api(self) -> dict[str, Any]:
         apis = self.of_type("AWS::Serverless::Api")

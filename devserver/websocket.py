@@ -11,13 +11,15 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import Response
+
+from agent_core import auth
 
 from . import apigw
 from .template import Route, Template
@@ -41,9 +43,18 @@ def websocket_route(template: Template) -> Route | None:
 
 
 class WebSockets:
-    def __init__(self, route: Route, handler: Callable[..., dict[str, Any]], pool: Executor, stage: str) -> None:
+    def __init__(
+        self,
+        route: Route,
+        handler: Callable[..., dict[str, Any]],
+        pool: Executor,
+        stage: str,
+        *,
+        authorize: Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]],
+    ) -> None:
         self.function = route.function
         self.handler = handler
+        self.authorize = authorize
         self.pool = pool
         self.stage = stage
         self.open: dict[str, asyncio.Queue[Any]] = {}
@@ -56,7 +67,16 @@ class WebSockets:
             await send({"type": "websocket.close", "code": 1008})  # before accept: the handshake is refused (403)
             return
         connection_id = uuid.uuid4().hex[:16] + "="
-        answer = await self._invoke("$connect", "CONNECT", connection_id, query=params)
+        caller = None
+        if auth.required():  # the API's authorizer on $connect, with the handshake's headers and query string
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            event = self._event("$connect", "CONNECT", connection_id, query=params)
+            arn = apigw.method_arn(self.stage, "", "$connect")
+            caller = await self.authorize(apigw.authorizer_event({**event, "headers": headers}, arn))
+            if caller is None:
+                await self._refuse(scope, send, 401, b'{"message": "Unauthorized"}')
+                return
+        answer = await self._invoke("$connect", "CONNECT", connection_id, query=params, authorizer=caller)
         if answer.get("statusCode", 200) >= 300:  # as API Gateway refuses a $connect its function refused
             await send({"type": "websocket.close", "code": 1008})
             return
@@ -100,10 +120,41 @@ class WebSockets:
             return {**query, "channel": "logs"}
         return None
 
+    @staticmethod
+    async def _refuse(scope: dict[str, Any], send: Any, status: int, body: bytes) -> None:
+        """The handshake answered with `status`, as API Gateway answers a refused $connect (where the server can;
+        else a plain refusal, which clients see as 403)."""
+        if "websocket.http.response" not in (scope.get("extensions") or {}):
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": body})
+
     async def _invoke(
+        self,
+        route_key: str,
+        kind: str,
+        connection_id: str,
+        *,
+        query: dict[str, str] | None = None,
+        body: str = "",
+        authorizer: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        event = self._event(route_key, kind, connection_id, query=query, body=body)
+        if authorizer is not None:
+            event["requestContext"]["authorizer"] = authorizer
+        context = apigw.LambdaContext(function_name=self.function)
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(self.pool, self.handler, event, context)
+        except Exception:  # a crashed $connect refuses the connection, as on AWS
+            return {"statusCode": 500}
+        return result or {}
+
+    def _event(
         self, route_key: str, kind: str, connection_id: str, *, query: dict[str, str] | None = None, body: str = ""
     ) -> dict[str, Any]:
-        event = {
+        return {
             "requestContext": {
                 "routeKey": route_key,
                 "eventType": kind,
@@ -118,12 +169,6 @@ class WebSockets:
             "body": body or None,
             "isBase64Encoded": False,
         }
-        context = apigw.LambdaContext(function_name=self.function)
-        try:
-            result = await asyncio.get_running_loop().run_in_executor(self.pool, self.handler, event, context)
-        except Exception:  # a crashed $connect refuses the connection, as on AWS
-            return {"statusCode": 500}
-        return result or {}
 
     @staticmethod
     async def _write(outbox: asyncio.Queue[Any], send: Any) -> None:

@@ -25,7 +25,7 @@ import httpx
 import pytest
 from moto import mock_aws
 
-from agent_core import aws, push
+from agent_core import auth, aws, push
 from agent_core.agent import llm
 from agent_core.config import get_settings
 from agent_core.storage import bucket as bucket_module
@@ -95,6 +95,9 @@ def _reset_caches() -> None:
     push.connections.cache_clear()
     push._made.cache_clear()
     push._subscribers_cache = (0.0, [])
+    push._owner_of.cache_clear()
+    auth.keys.cache_clear()
+    auth.forget_cached_keys()
 
 
 @pytest.fixture
@@ -135,6 +138,14 @@ class Api:
         self.binary_types = TEMPLATE.binary_media_types()
         self.last_event: dict[str, Any] | None = None
         self.function: str | None = None  # the function handling the current call (tests attribute AWS calls)
+        # What the authorizer names the caller with (agent_core.auth), as API Gateway passes it; None: none ran.
+        self.authorizer: dict[str, str] | None = None
+
+    def as_client(self, client_id: str) -> Api:
+        """The same API, called with a client's key (the authorizer's context a client key gets)."""
+        other = Api()
+        other.authorizer = {"client_id": client_id, "role": "client", "principalId": client_id}
+        return other
 
     def __call__(
         self,
@@ -166,6 +177,8 @@ class Api:
             body=body or b"",
             binary_types=self.binary_types,
         )
+        if self.authorizer is not None:
+            event["requestContext"]["authorizer"] = dict(self.authorizer)
         self.last_event = event
         self.function = route.function
         try:

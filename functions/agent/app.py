@@ -1,4 +1,5 @@
-"""Agent routes: runs of a task (start, cancel, read), the agent's status, and its restart."""
+"""Agent routes: runs of a task (start, cancel, read), the agent's status, its restart, and the operator's client
+keys."""
 
 from __future__ import annotations
 
@@ -6,10 +7,22 @@ from typing import Annotated
 
 from fastapi import Body
 
-from agent_core import runs
+from agent_core import auth, runs
 from agent_core.agent_status import agent_status
-from agent_core.api import Lang, api_router, create_app, lambda_handler
-from agent_core.models import AgentStatus, RestartResult, Run, RunRequestBody, TaskId
+from agent_core.api import CurrentCaller, Lang, api_router, create_app, lambda_handler
+from agent_core.models import (
+    AgentStatus,
+    ClientKey,
+    Deleted,
+    KeyId,
+    KeyList,
+    KeyRequestBody,
+    NewClientKey,
+    RestartResult,
+    Run,
+    RunRequestBody,
+    TaskId,
+)
 
 router = api_router()
 
@@ -30,13 +43,34 @@ def cancel_run(task_id: TaskId) -> Run:
 
 
 @router.get("/status")
-def status() -> AgentStatus:
-    return agent_status()
+def status(caller: CurrentCaller) -> AgentStatus:
+    return agent_status(caller)
 
 
 @router.post("/restart")
-def restart(lang: Lang) -> RestartResult:
+def restart(lang: Lang, caller: CurrentCaller) -> RestartResult:
+    caller.require_operator()
     return runs.restart(lang)
+
+
+@router.post("/keys", status_code=201)
+def create_key(body: KeyRequestBody, caller: CurrentCaller) -> NewClientKey:
+    caller.require_operator()
+    record, secret = auth.create_key(body.name, body.budget_usd)
+    return NewClientKey(**auth.public_key(record), api_key=secret)
+
+
+@router.get("/keys")
+def list_keys(caller: CurrentCaller) -> KeyList:
+    caller.require_operator()
+    return KeyList(keys=[ClientKey(**auth.public_key(record)) for record in auth.list_keys()])
+
+
+@router.delete("/keys/{key_id}")
+def revoke_key(key_id: KeyId, caller: CurrentCaller, lang: Lang) -> Deleted:
+    caller.require_operator()
+    auth.revoke_key(key_id)
+    return Deleted.of("key", lang)
 
 
 app = create_app(router, title="agent")

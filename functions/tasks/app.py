@@ -7,7 +7,16 @@ from typing import Annotated
 from fastapi import Query
 
 from agent_core import tasks
-from agent_core.api import IdempotencyKey, IsoDateTime, Lang, TaskPage, api_router, create_app, lambda_handler
+from agent_core.api import (
+    CurrentCaller,
+    IdempotencyKey,
+    IsoDateTime,
+    Lang,
+    TaskPage,
+    api_router,
+    create_app,
+    lambda_handler,
+)
 from agent_core.conditional import Conditional
 from agent_core.models import Deleted, Task, TaskId, TaskList, TaskRequestBody, TaskStatus
 from agent_core.openapi import docs_router
@@ -16,8 +25,10 @@ router = api_router()
 
 
 @router.post("/tasks")
-def create_task(body: TaskRequestBody, idempotency_key: IdempotencyKey = None) -> Task:
-    return tasks.create_task(input=body.input, additional_input=body.additional_input, idempotency_key=idempotency_key)
+def create_task(body: TaskRequestBody, caller: CurrentCaller, idempotency_key: IdempotencyKey = None) -> Task:
+    return tasks.create_task(
+        input=body.input, additional_input=body.additional_input, owner=caller.owner, idempotency_key=idempotency_key
+    )
 
 
 @router.get("/tasks")
@@ -28,9 +39,10 @@ def list_tasks(
         IsoDateTime | None, Query(description="Only tasks created after this ISO 8601 time")
     ] = None,
     *,
+    caller: CurrentCaller,
     cache: Conditional,
 ) -> TaskList:
-    found = tasks.list_tasks(page=page, status=status, created_after=created_after)
+    found = tasks.list_tasks(page=page, status=status, created_after=created_after, owner=caller.owner)
     cache.check(found.pagination.total, [tasks.version(task) for task in found.tasks])
     return found
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from agent_core import aws, push
-from agent_core.errors import Conflict
+from agent_core import auth, aws, push, tasks
+from agent_core.errors import Conflict, TaskNotFound, Unauthorized
 from agent_core.storage.connections import task_channel
 
 logger = Logger()
@@ -44,15 +44,21 @@ def _subscription(params: dict[str, Any]) -> tuple[str, dict[str, str]] | str:
     return task_channel(task_id), {}
 
 
-def _subscribe(connection_id: str, params: dict[str, Any], context: Any, *, open_now: bool) -> dict[str, Any]:
+def _subscribe(
+    connection_id: str, params: dict[str, Any], caller: auth.Caller, context: Any, *, open_now: bool
+) -> dict[str, Any]:
     found = _subscription(params)
     if isinstance(found, str):
         return _answer(400, found)
     channel, filters = found
     is_task = channel.startswith("task:")
+    if not caller.operator:  # a client watches its own tasks, and hears only their log lines
+        filters = {**filters, "client_id": caller.client_id}
     try:
-        push.connections().add(connection_id, channel, filters, ready=not is_task)
-    except Conflict:
+        if is_task:
+            tasks.check_visible(channel.removeprefix("task:"), caller)
+        push.connections().add(connection_id, channel, filters, ready=not is_task, caller=caller.context())
+    except (Conflict, TaskNotFound):
         return _answer(404, "no such task")
     if is_task:
         task_id = channel.removeprefix("task:")
@@ -75,7 +81,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = event.get("requestContext") or {}
     route, connection_id = request.get("routeKey"), str(request.get("connectionId"))
     if route == "$connect":
-        return _subscribe(connection_id, event.get("queryStringParameters") or {}, context, open_now=False)
+        try:
+            caller = auth.from_context(request.get("authorizer"))
+        except Unauthorized:
+            return _answer(401, "a valid API key is required")
+        query = event.get("queryStringParameters") or {}
+        return _subscribe(connection_id, query, caller, context, open_now=False)
     if route == "$disconnect":
         push.connections().remove(connection_id)
         return _answer(200)
@@ -85,5 +96,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         message = None
     if not isinstance(message, dict) or message.get("action") != "subscribe":
         return _answer(400, _SUBSCRIBE_HELP)
-    push.connections().remove(connection_id)
-    return _subscribe(connection_id, message, context, open_now=True)
+    known = push.connections().remove(connection_id)
+    try:  # who connected, as $connect recorded it: the message itself carries no key
+        caller = auth.from_context(known)
+    except Unauthorized:
+        return _answer(401, "a valid API key is required")
+    return _subscribe(connection_id, message, caller, context, open_now=True)

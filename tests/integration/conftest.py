@@ -44,8 +44,15 @@ def set_status() -> Callable[[dict[str, Any], str], None]:
     """Moves a task to another status with the real adapter (counters and index included)."""
 
     def move(task: dict[str, Any], new: str) -> None:
-        get_table().set_task_status(
-            task["task_id"], old=task["status"], new=new, modified_at=now_iso(), created_at=task["created_at"]
+        table = get_table()
+        owner = table.get_task(task["task_id"]).owner  # type: ignore[union-attr]
+        table.set_task_status(
+            task["task_id"],
+            old=task["status"],
+            new=new,
+            modified_at=now_iso(),
+            created_at=task["created_at"],
+            owner=owner,
         )
         task["status"] = new
 

@@ -26,9 +26,14 @@ from agent_core.timeutil import now_iso, to_iso
 START = datetime(2026, 3, 1, 23, 50, tzinfo=UTC)
 
 
-def _create(created: datetime, status: str = "created", task_id: uuid.UUID | None = None) -> TaskRecord:
+OTHER_CLIENT = "fedcba9876543210"
+
+
+def _create(
+    created: datetime, status: str = "created", task_id: uuid.UUID | None = None, owner: str | None = None
+) -> TaskRecord:
     stamp = to_iso(created)
-    record = TaskRecord(str(task_id or uuid.uuid4()), "x", {}, status, stamp, stamp)  # type: ignore[arg-type]
+    record = TaskRecord(str(task_id or uuid.uuid4()), "x", {}, status, stamp, stamp, owner=owner)  # type: ignore[arg-type]
     get_table().create_task(record)
     return record
 
@@ -37,25 +42,44 @@ def _newest_first(records: list[TaskRecord]) -> list[str]:
     return [r.task_id for r in sorted(records, key=lambda r: (r.created_at, r.task_id), reverse=True)]
 
 
+@pytest.fixture(params=[None, "0123456789abcdef"], ids=["every task", "a client's own"])
+def owner(request: pytest.FixtureRequest) -> str | None:
+    return request.param  # type: ignore[no-any-return]
+
+
 @pytest.fixture
-def stored(aws_mock: None) -> list[TaskRecord]:
+def api(api: Any, owner: str | None) -> Any:
+    """The list as the operator sees it (every task), or as a client sees it (its own only)."""
+    return api.as_client(owner) if owner else api
+
+
+@pytest.fixture
+def stored(aws_mock: None, owner: str | None) -> list[TaskRecord]:
     """80 tasks over two days: bursts of up to 7 in one minute (some in one millisecond), quiet hours between, a day
-    boundary crossed; a third running. Then some deleted and some moved, as a user's would be."""
+    boundary crossed; a third running. Then some deleted and some moved, as a user's would be. A client's list is
+    read among another client's tasks, made in the same minutes."""
     rng, moment, records = random.Random(1), START, []
     while len(records) < 80:
         for _ in range(rng.choice([1, 1, 2, 3, 7])):
             status = "running" if len(records) % 3 == 0 else "created"
             created = moment + timedelta(milliseconds=rng.choice([0, 0, 5, 31_000]))
-            records.append(_create(created, status, uuid.UUID(int=rng.getrandbits(128), version=4)))
+            records.append(_create(created, status, uuid.UUID(int=rng.getrandbits(128), version=4), owner))
+            if owner:
+                _create(created, status, owner=OTHER_CLIENT)
         moment += timedelta(minutes=rng.choice([1, 1, 2, 47, 600]))
     table, kept = get_table(), []
     for i, record in enumerate(records):
         if i % 10 == 0:
-            table.delete_task(record.task_id, status=record.status, created_at=record.created_at)
+            table.delete_task(record.task_id, status=record.status, created_at=record.created_at, owner=owner)
             continue
         if record.status == "created" and i % 4 == 1:
             table.set_task_status(
-                record.task_id, old="created", new="completed", modified_at=now_iso(), created_at=record.created_at
+                record.task_id,
+                old="created",
+                new="completed",
+                modified_at=now_iso(),
+                created_at=record.created_at,
+                owner=owner,
             )
             record = TaskRecord(**{**vars(record), "status": "completed"})
         kept.append(record)
@@ -113,22 +137,23 @@ def test_created_after_counts_and_pages_exactly_inside_a_busy_minute(api: Any, s
         assert ids == expected and totals == {len(expected)}, status
 
 
-def test_counters_are_exact_after_creates_deletes_and_moves(stored: list[TaskRecord]) -> None:
-    counters = get_table().counters()
+def test_counters_are_exact_after_creates_deletes_and_moves(stored: list[TaskRecord], owner: str | None) -> None:
+    counters = get_table().counters(owner)
 
     assert counters["tasks_total"] == len(stored)
     for status in ("created", "running", "completed"):
         assert counters[f"tasks_{status}"] == sum(r.status == status for r in stored)
 
 
-def test_concurrent_creates_are_each_counted_once(api: Any, aws_mock: None) -> None:
+def test_concurrent_creates_are_each_counted_once(api: Any, aws_mock: None, owner: str | None) -> None:
     with ThreadPoolExecutor(8) as pool:
-        created = list(pool.map(lambda i: _create(START + timedelta(seconds=i % 5)), range(40)))
+        created = list(pool.map(lambda i: _create(START + timedelta(seconds=i % 5), owner=owner), range(40)))
 
     ids, totals = _all_pages(api, 10)
 
     assert ids == _newest_first(created) and totals == {40}
-    assert get_table().counters()["tasks_total"] == 40
+    assert get_table().counters(owner)["tasks_total"] == 40
+    assert get_table().counters()["tasks_total"] == 40  # the agent's count holds every client's
 
 
 @pytest.mark.parametrize("status", [None, "created"])

@@ -466,22 +466,32 @@ def test_ends_arriving_together_give_the_slot_back_once(runs_api: Runs, model_ap
 
 def test_a_cancel_right_after_the_start_stops_the_execution(runs_api: Runs, model_api: Any, monkeypatch) -> None:
     """Step Functions accepts a stop at once; moto's interpreter had a gap (the execution RUNNING, its worker not
-    yet started) where a stop raised. The gap is held open here until the stop arrives."""
+    yet started) where a stop raised, and another (its environment made, its first state not begun) where a stop
+    was lost and the execution ran on. The first gap is held open here until the stop arrives, the second until
+    the stop is done: the execution ends ABORTED with no state run."""
     from moto.stepfunctions.parser.backend.execution import Execution
     from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
-    stopping = threading.Event()
+    stopping, stopped = threading.Event(), threading.Event()
     parse, stop = ExecutionWorker._get_evaluation_entrypoint, Execution.stop
+    environment = ExecutionWorker._get_evaluation_environment
 
     def parse_once_stopping(worker: Any) -> Any:
         assert stopping.wait(30), "no stop came"
         return parse(worker)
 
+    def environment_until_stopped(worker: Any) -> Any:
+        made = environment(worker)  # the stop, waiting for it, goes on now
+        assert stopped.wait(30), "the stop did not end"
+        return made
+
     def stop_and_let_it_parse(execution: Any, **kwargs: Any) -> None:
         stopping.set()
         stop(execution, **kwargs)
+        stopped.set()
 
     monkeypatch.setattr(ExecutionWorker, "_get_evaluation_entrypoint", parse_once_stopping)
+    monkeypatch.setattr(ExecutionWorker, "_get_evaluation_environment", environment_until_stopped)
     monkeypatch.setattr(Execution, "stop", stop_and_let_it_parse)
     model_api.side_effect = script(1000)
     task_id = runs_api.task()

@@ -314,16 +314,20 @@ def test_every_function_uses_exactly_the_actions_its_policy_names(
 def _authorizer_tour(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """The authorizer, as API Gateway calls it: a client's key in a REST request's header (its item), the operator's
     key in a WebSocket handshake's ?token= (the secret), and a key nobody issued."""
-    from agent_core import auth
-
     secret = boto3.client("secretsmanager").create_secret(Name="admin-api-key", SecretString="operator-key-0123")
     monkeypatch.delenv("ADMIN_API_KEY", raising=False)
     monkeypatch.setenv("ADMIN_API_KEY_SECRET", secret["ARN"])
     get_settings.cache_clear()
-    _, client_key = auth.create_key("tour")  # the operator's route would; the test's own setup here
-    rest = json.loads((ROOT / "events" / "authorizer_rest.json").read_text())
+    # The operator's routes (the API is open here: its caller is the operator)
+    client_key = api("POST", "/keys", json_body={"name": "tour"}).json()["api_key"]
+    gone = api("POST", "/keys", json_body={"name": "gone"}).json()["key_id"]
+    api("DELETE", f"/keys/{gone}")
+    api("GET", "/keys")
+    monkeypatch.setenv("AUTH", "keys")  # as deployed: a key nobody issued is refused (an open stage lets it by)
+    get_settings.cache_clear()
+    rest = json.loads((ROOT / "events" / "authorizer" / "rest_request.json").read_text())
     rest["headers"] = {**rest["headers"], "Authorization": f"Bearer {client_key}"}
-    ws = json.loads((ROOT / "events" / "authorizer_ws_connect.json").read_text())
+    ws = json.loads((ROOT / "events" / "authorizer" / "websocket_connect.json").read_text())
     ws["queryStringParameters"] = {**ws["queryStringParameters"], "token": "operator-key-0123"}
 
     allowed = _call("AuthorizerFunction", api, rest)
@@ -332,6 +336,8 @@ def _authorizer_tour(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(Exception, match=r"^Unauthorized$"):
         _call("AuthorizerFunction", api, rest)
 
+    monkeypatch.setenv("AUTH", "open")
+    get_settings.cache_clear()
     assert allowed["context"]["role"] == "client" and operator["context"]["role"] == "operator"
     assert allowed["policyDocument"]["Statement"][0]["Resource"].endswith(":abcdef123/dev/*")
     assert operator["policyDocument"]["Statement"][0]["Resource"].endswith(":wsapi12345/dev/*")

@@ -1,12 +1,13 @@
 """GET /status: the agent's figures, every one read from where it is kept (counters, the agent's state item, the
-tools' registry, this process)."""
+tools' registry, this process). A client sees its own tasks, runs and spend against its own budget; the operator
+the whole agent's."""
 
 from __future__ import annotations
 
 import os
 import resource
 
-from . import VERSION
+from . import VERSION, auth
 from .agent.registry import capabilities
 from .config import get_settings
 from .models import AgentStatus, ApiUsage, MemoryUsage
@@ -34,22 +35,27 @@ def _memory() -> MemoryUsage:
     return MemoryUsage(used=f"{used_mb}MB", total=f"{total_mb}MB")
 
 
-def agent_status() -> AgentStatus:
+def agent_status(caller: auth.Caller = auth.OPERATOR) -> AgentStatus:
     settings = get_settings()
     runs = store()
     state = runs.agent_state()
     if "started_at" not in state:  # nothing recorded a start yet (no restart, no /status before this one)
         runs.record_first_start()
         state = runs.agent_state()
-    counters = get_table().counters()
+    counters = get_table().counters(caller.owner)
     spent = float(counters.get("cost_usd_total", 0))
     budget = settings.budget_usd
+    active = int(counters.get("runs_active", 0))
+    if caller.owner:  # a client's own: its running tasks, its key's budget (others' spend is not its business)
+        key = auth.get_key(caller.owner)
+        budget = key.budget_usd if key else None
+        active = int(counters.get("tasks_running", 0))
     return AgentStatus(
         agent_id=settings.agent_id,
         status="restarting" if state.get("status") == "restarting" else "running",
         version=VERSION,
         capabilities=capabilities(),
-        active_tasks=max(0, int(counters.get("runs_active", 0))),
+        active_tasks=max(0, active),
         total_tasks=int(counters.get("tasks_total", 0)),
         uptime=str(state["started_at"]),
         memory_usage=_memory(),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import functools
 import inspect
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
@@ -21,7 +22,8 @@ from pydantic import BeforeValidator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import API_PREFIX, VERSION
+from . import API_PREFIX, VERSION, auth, tasks
+from .auth import Caller
 from .conditional import NoStoreByDefault, NotModified, not_modified
 from .config import get_settings
 from .errors import (
@@ -71,6 +73,27 @@ IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", min_length=1, max_length=255, description="Makes a retry return the first answer"),
 ]
+
+
+async def request_caller(request: Request) -> Caller:
+    """Who is calling, as the authorizer named it in the event (agent_core.auth)."""
+    event = request.scope.get("aws.event") or {}
+    return auth.from_context((event.get("requestContext") or {}).get("authorizer"))
+
+
+# The caller, as a route parameter. Every API route depends on it (InvocationRoute), so with keys required a request
+# that reached a function without the authorizer's word is refused.
+CurrentCaller = Annotated[Caller, Depends(request_caller)]
+
+
+async def _task_of_caller(request: Request, caller: CurrentCaller) -> None:
+    """Every route under /tasks/{task_id}: another client's task is TASK_NOT_FOUND before anything else is read.
+    It blocks the loop, as the endpoints do (InvocationRoute)."""
+    try:
+        task_id = str(uuid.UUID(request.path_params.get("task_id", "")))
+    except ValueError:
+        return  # not an id: the route's own validation answers 400
+    tasks.check_visible(task_id, caller)
 
 
 def request_id(scope: Scope) -> str:
@@ -317,7 +340,14 @@ class InvocationRoute(APIRoute):
     gives each request a loop of its own, as Lambda gives it an instance."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        super().__init__(path, _on_the_loop(endpoint), **kwargs)
+        # Who may call is decided here, for every route at once: none can be added that forgets it.
+        guards: list[Callable[..., Any]] = [request_caller]
+        if "{task_id}" in path:
+            guards.append(_task_of_caller)
+        dependencies = list(kwargs.pop("dependencies", None) or [])
+        present = {d.dependency for d in dependencies}
+        dependencies += [Depends(guard) for guard in guards if guard not in present]
+        super().__init__(path, _on_the_loop(endpoint), dependencies=dependencies, **kwargs)
 
 
 def _on_the_loop(endpoint: Callable[..., Any]) -> Callable[..., Any]:
@@ -365,11 +395,25 @@ def create_app(
         CORSMiddleware,
         allow_origins=list(get_settings().cors_allow_origins),
         allow_methods=["GET", "POST", "DELETE"],
-        allow_headers=["Content-Type", "Accept-Language", "Idempotency-Key", "X-Api-Key", "If-None-Match"],
+        allow_headers=[
+            "Content-Type",
+            "Accept-Language",
+            "Idempotency-Key",
+            "Authorization",
+            "X-Api-Key",
+            "If-None-Match",
+        ],
         expose_headers=["Content-Disposition", "Location", "Retry-After", "ETag"],
         max_age=600,
     )
     return app
+
+
+def _redact_access_lines() -> None:
+    """Mangum logs each request's URL with its query string: a `token=` in it is not written out."""
+    access = logging.getLogger("mangum.http")
+    if not any(isinstance(f, auth.RedactTokens) for f in access.filters):
+        access.addFilter(auth.RedactTokens())
 
 
 def lambda_handler(app: FastAPI) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
@@ -378,6 +422,7 @@ def lambda_handler(app: FastAPI) -> Callable[[dict[str, Any], Any], dict[str, An
     from mangum import Mangum
 
     adapter = Mangum(app, lifespan="off")
+    _redact_access_lines()
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

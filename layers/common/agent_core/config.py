@@ -91,6 +91,13 @@ class Settings:
     # WebSocket pushes (agent_core/push.py): the API's management endpoint (https://<id>.execute-api.<region>.
     # amazonaws.com/<stage>; the dev server's own URL locally). Empty: nothing is pushed.
     websocket_endpoint: str | None
+    # Who may call (agent_core/auth.py): `keys` (every deployed stage unless the operator allows anonymous access;
+    # `AUTH=keys make dev`) or `open` (the spec's development profile). The operator's key: ADMIN_API_KEY locally,
+    # else the Secrets Manager secret ADMIN_API_KEY_SECRET names. How long a process trusts a key it has checked.
+    auth_mode: str
+    admin_api_key: str | None
+    admin_api_key_secret: str | None
+    auth_cache_ttl_s: float
 
 
 @lru_cache(maxsize=1)
@@ -146,4 +153,8 @@ def get_settings() -> Settings:
         run_step_lease_s=_int("RUN_STEP_LEASE_SECONDS", 200),
         agent_id=os.environ.get("AGENT_ID") or "agent-main",
         websocket_endpoint=os.environ.get("WEBSOCKET_ENDPOINT") or None,
+        auth_mode="keys" if (os.environ.get("AUTH") or "").strip().lower() == "keys" else "open",
+        admin_api_key=os.environ.get("ADMIN_API_KEY") or None,
+        admin_api_key_secret=os.environ.get("ADMIN_API_KEY_SECRET") or None,
+        auth_cache_ttl_s=float(os.environ.get("AUTH_CACHE_TTL_S") or 0),
     )

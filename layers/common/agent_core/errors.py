@@ -98,6 +98,30 @@ class RunNotFound(AgentError):
     suggestion_zh = "请通过 POST /tasks/{task_id}/run 启动运行"
 
 
+class Unauthorized(AgentError):
+    """No key, an unknown one or a revoked one (the spec's development profile has no auth: ours, in its pattern)."""
+
+    code, status = "UNAUTHORIZED", 401
+    message_en, message_zh = "A valid API key is required", "需要有效的 API 密钥"
+    suggestion_en = "Send Authorization: Bearer <key> (or x-api-key: <key>; ?token=<key> on a WebSocket)"
+    suggestion_zh = "请发送 Authorization: Bearer <key>（或 x-api-key: <key>；WebSocket 可用 ?token=<key>）"
+
+
+class Forbidden(AgentError):
+    """The key is valid, the route is the operator's alone."""
+
+    code, status = "FORBIDDEN", 403
+    message_en, message_zh = "Only the operator's key may do this", "只有运营者密钥可以执行此操作"
+
+
+class KeyNotFound(AgentError):
+    """No client key with this id."""
+
+    code, status = "KEY_NOT_FOUND", 404
+    message_en, message_zh = "The specified key does not exist", "指定的密钥不存在"
+    suggestion_en, suggestion_zh = "List the keys with GET /keys", "请通过 GET /keys 查看密钥列表"
+
+
 class TaskAlreadyRunning(AgentError):
     """The task is busy with a step or a run."""
 
@@ -261,6 +285,8 @@ CATALOG_ZH: dict[str, str] = {
     "the task has no run in progress": "该任务没有正在进行的运行",
     "the run no longer holds this task": "该运行已不再持有此任务",
     "the OpenAI budget is spent": "OpenAI 预算已用完",
+    "the client's budget is spent": "该客户端的预算已用完",
+    "name must be printable text": "name 必须是可打印的文本",
     "the task was deleted while the step ran": "步骤执行期间任务已被删除",
     "the step outlived its lease; another step has the task": "步骤超出了租约时间，任务已由另一个步骤接手",
     "the task kept changing while the step was stored": "保存步骤期间任务一直在变化",
@@ -274,6 +300,9 @@ CATALOG_ZH: dict[str, str] = {
         "较大的文件请通过 POST /tasks/{task_id}/artifacts/uploads 上传",
     "Request quota exceeded": "请求配额已用完",
     "Missing or invalid API key": "API 密钥缺失或无效",
+    "A valid API key is required": "需要有效的 API 密钥",
+    "Send Authorization: Bearer <key> (or x-api-key: <key>; ?token=<key> on a WebSocket)":
+        "请发送 Authorization: Bearer <key>（或 x-api-key: <key>；WebSocket 可用 ?token=<key>）",
 }  # fmt: skip
 # A validation error's reason in Chinese by pydantic's error type, `{name}` from its context. A type not here reads
 # "取值无效" with pydantic's English after it.

@@ -141,6 +141,7 @@ class TaskList(BaseModel):
 _DELETED = {
     "task": ("Task deleted successfully", "任务已成功删除"),
     "artifact": ("File deleted successfully", "文件已成功删除"),
+    "key": ("Key revoked", "密钥已吊销"),
 }
 
 
@@ -149,7 +150,7 @@ class Deleted(BaseModel):
     message: str
 
     @classmethod
-    def of(cls, what: Literal["task", "artifact"], lang: str) -> Deleted:
+    def of(cls, what: Literal["task", "artifact", "key"], lang: str) -> Deleted:
         """The spec's success message in the caller's language."""
         en, zh = _DELETED[what]
         return cls(message=zh if lang == "zh" else en)
@@ -289,3 +290,39 @@ class RestartResult(BaseModel):
     message: str
     estimated_downtime: str
     resumed_tasks: list[str] = Field(default_factory=list)
+
+
+# -- client keys (the operator's routes) -------------------------------------------------------------------------------
+
+KeyId = Annotated[str, Field(pattern=r"^[0-9a-f]{16}$", description="A client key's id (16 hex digits)")]
+
+
+class KeyRequestBody(_Request):
+    name: str = Field(min_length=1, max_length=100, description="Who the key is for (shown in lists, never secret)")
+    budget_usd: float | None = Field(
+        default=None, gt=0, le=1_000_000, description="The client's own OpenAI budget: its steps get 429 beyond it"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, name: str) -> str:
+        name = name.strip()
+        if not name or not name.isprintable():
+            raise ValueError("name must be printable text")
+        return name
+
+
+class ClientKey(BaseModel):
+    key_id: str
+    name: str
+    created_at: Timestamp
+    budget_usd: float | None = None
+    revoked_at: Timestamp | None = None
+
+
+class NewClientKey(ClientKey):
+    api_key: str = Field(description="The secret: shown this once, never again (only its SHA-256 is kept)")
+
+
+class KeyList(BaseModel):
+    keys: list[ClientKey]

@@ -26,10 +26,12 @@ SERVER = "../../.."
 
 _ERROR_CODES = {
     400: ("INVALID_REQUEST", "a parameter or the body failed validation"),
+    401: ("UNAUTHORIZED", "no key, an unknown one or a revoked one (when the API requires keys)"),
+    403: ("FORBIDDEN", "the route is the operator's alone"),
     404: (
         "TASK_NOT_FOUND",
         "no such task; STEP_NOT_FOUND, ARTIFACT_NOT_FOUND for a step or file, RUN_NOT_FOUND for a task never run, "
-        "INVALID_REQUEST for an endpoint",
+        "KEY_NOT_FOUND for a client key, INVALID_REQUEST for an endpoint",
     ),
     405: ("INVALID_REQUEST", "the endpoint has no such method (see Allow)"),
     409: ("TASK_ALREADY_RUNNING", "a step or a run holds the task, or a request with this Idempotency-Key is at work"),
@@ -39,7 +41,8 @@ _ERROR_CODES = {
     502: ("OPENAI_API_ERROR", "the model API failed after retries"),
 }
 _ALL_CODES = [
-    "INVALID_REQUEST", "TASK_NOT_FOUND", "STEP_NOT_FOUND", "ARTIFACT_NOT_FOUND", "RUN_NOT_FOUND",
+    "INVALID_REQUEST", "UNAUTHORIZED", "FORBIDDEN", "TASK_NOT_FOUND", "STEP_NOT_FOUND", "ARTIFACT_NOT_FOUND",
+    "RUN_NOT_FOUND", "KEY_NOT_FOUND",
     "TASK_ALREADY_RUNNING", "INSUFFICIENT_RESOURCES", "RATE_LIMITED", "PAYLOAD_TOO_LARGE", "OPENAI_API_ERROR",
     "INTERNAL_ERROR",
 ]  # fmt: skip
@@ -62,6 +65,17 @@ _ERROR_SCHEMA: dict[str, Any] = {
 }
 
 
+_SECURITY_SCHEMES: dict[str, Any] = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A client's key (made by the operator with POST /keys) or the operator's: Bearer <key>",
+    },
+    "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key", "description": "The same key, as x-api-key"},
+}
+_OPERATOR_ONLY = {API_PREFIX + path for path in ("/keys", "/keys/{key_id}", "/restart")}
+
+
 def build(apps: list[FastAPI]) -> dict[str, Any]:
     """The functions' documents merged, each operation with the error responses it can answer in the envelope."""
     merged: dict[str, Any] = {
@@ -69,7 +83,9 @@ def build(apps: list[FastAPI]) -> dict[str, Any]:
         "info": {"title": "Agent Protocol API (AutoGPT v0.5.1)", "version": VERSION},
         "servers": [{"url": SERVER, "description": "the API that served this document, on any host, port or stage"}],
         "paths": {},
-        "components": {"schemas": {"Error": _ERROR_SCHEMA}},
+        "components": {"schemas": {"Error": _ERROR_SCHEMA}, "securitySchemes": _SECURITY_SCHEMES},
+        # Either scheme; the dev server asks for none unless AUTH=keys, a deployed stage for one on every route.
+        "security": [{name: []} for name in _SECURITY_SCHEMES],
     }
     for app in apps:
         document = app.openapi()
@@ -93,7 +109,9 @@ _REVALIDATED = {
 
 def _with_errors(path: str, method: str, operation: dict[str, Any]) -> dict[str, Any]:
     responses = {k: v for k, v in operation.get("responses", {}).items() if k != "422"}
-    statuses = [400, 404, 405, 429, 500]
+    statuses = [400, 401, 404, 405, 429, 500]
+    if path in _OPERATOR_ONLY:
+        statuses.append(403)
     if method in ("post", "delete"):
         statuses.append(409)  # the task is held by a step or a run, or the same Idempotency-Key is still at work
     if method == "post":

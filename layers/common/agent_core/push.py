@@ -157,13 +157,22 @@ class PushLogHandler(logging.Handler):
             wanted = [
                 s
                 for s in _log_subscribers()
-                if s.get("task_id") in (None, task_id) and LEVELS.get(record.levelname, 0) >= LEVELS[s["level"]]
+                if s.get("task_id") in (None, task_id)
+                and LEVELS.get(record.levelname, 0) >= LEVELS[s["level"]]
+                and (not s.get("client_id") or s["client_id"] == _owner_of(task_id))
             ]
             _send(endpoint, wanted, message)
         except Exception:
             log.warning("log push failed", exc_info=True, extra={"push": True})
         finally:
             self._local.busy = False
+
+
+@lru_cache(maxsize=4096)
+def _owner_of(task_id: str) -> str | None:
+    """The client a task belongs to (None: the operator's). A task's owner never changes: read once per process,
+    and only when a client listens to the log stream."""
+    return get_table().get_owner(task_id)[0]
 
 
 _subscribers_cache: tuple[float, list[dict[str, Any]]] = (0.0, [])

@@ -10,7 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from . import idempotency, push, telemetry, utf8
+from . import auth, idempotency, push, telemetry, utf8
 from .agent import catalog, llm
 from .agent.files import ArtifactFiles
 from .agent.loop import StepOutcome, build_messages, image_parts, run_turn
@@ -28,7 +28,7 @@ from .errors import (
 )
 from .models import Artifact, Pagination, Step, StepList
 from .paging import PageRequest
-from .storage.records import StepRecord, TaskState
+from .storage.records import StepRecord, TaskRecord, TaskState
 from .storage.table import get_table
 from .timeutil import now_iso
 
@@ -52,15 +52,22 @@ def _public(step: StepRecord) -> Step:
     )
 
 
-def _check_budget() -> None:
+def _check_budget(owner: str | None) -> None:
+    """429 once the agent's budget is spent, or the budget of the client whose task this is (its key's)."""
     budget = get_settings().budget_usd
-    if budget is None:
-        return
-    spent = float(get_table().counters().get("cost_usd_total", 0))
-    if spent >= budget:
-        raise InsufficientResources(
-            "the OpenAI budget is spent", budget_usd=budget, spent_usd=round(spent, 6), setting="OPENAI_BUDGET_USD"
-        )
+    if budget is not None:
+        spent = float(get_table().counters().get("cost_usd_total", 0))
+        if spent >= budget:
+            raise InsufficientResources(
+                "the OpenAI budget is spent", budget_usd=budget, spent_usd=round(spent, 6), setting="OPENAI_BUDGET_USD"
+            )
+    key = auth.get_key(owner) if owner else None
+    if key is not None and key.budget_usd is not None:
+        spent = float(get_table().counters(owner).get("cost_usd_total", 0))
+        if spent >= key.budget_usd:
+            raise InsufficientResources(
+                "the client's budget is spent", budget_usd=key.budget_usd, spent_usd=round(spent, 6), key_id=owner
+            )
 
 
 def _interrupted(step: StepRecord) -> StepRecord:
@@ -84,7 +91,7 @@ def _start(
     if state.lease_id and state.lease_until >= now:
         raise TaskAlreadyRunning(task_id=task_id, retry_after_s=state.lease_until - now)
     model = catalog.choose_model({**state.task.additional_input, **additional_input})
-    _check_budget()
+    _check_budget(state.task.owner)
     created = now_iso()
     step = StepRecord(
         task_id=task_id,
@@ -216,7 +223,7 @@ def _execute(task_id: str, input: str | None, additional_input: dict[str, Any], 
     _make_encodable(step)
     stored = _finish(
         step,
-        state.task.created_at,
+        state.task,
         lease_id=lease_id,
         new_status=new_status,
         tokens=usage["total_tokens"],
@@ -252,9 +259,7 @@ def _brief(call: dict[str, Any]) -> str:
     return f"called with {' '.join(str(call.get('arguments') or '{}').split())[:100]}"
 
 
-def _finish(
-    step: StepRecord, task_created_at: str, *, lease_id: str, new_status: str, tokens: int, cost_usd: float
-) -> str:
+def _finish(step: StepRecord, task: TaskRecord, *, lease_id: str, new_status: str, tokens: int, cost_usd: float) -> str:
     """Stores the finished step; returns the task's status. When the task's status moved while it ran (its run was
     cancelled or ended), the step is kept and the task keeps the status its run's end gave it."""
     table, old = get_table(), "running"
@@ -262,7 +267,8 @@ def _finish(
         try:
             table.finish_step(
                 step,
-                task_created_at=task_created_at,
+                task_created_at=task.created_at,
+                task_owner=task.owner,
                 lease_id=lease_id,
                 old_status=old,
                 new_status=new_status,

@@ -134,6 +134,7 @@ class _Base:
         self.websocket_url = websocket_url
         # The key's headers: on the API's requests and WebSocket handshakes only (_request, watch_task, stream_logs).
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._api_key = api_key
         # The last answer to each GET that carried an ETag: asked again with If-None-Match, a 304 reuses it.
         self._validated: collections.OrderedDict[tuple[str, str], httpx.Response] = collections.OrderedDict()
         self._connect(timeout)
@@ -177,7 +178,9 @@ class _Base:
     def _channel_url(self, task_id: str | None, *, logs: bool, level: str | None = None) -> str:
         """A WebSocket channel: the spec's paths on the dev server, the stage URL with a query string on AWS."""
         query = {k: v for k, v in {"task_id": task_id, "level": level}.items() if v}
-        if self.websocket_url:  # API Gateway's WebSocket API: no paths, the channel in the query
+        if self.websocket_url:  # API Gateway's WebSocket API: no paths, the channel (and the key) in the query
+            if self._api_key:  # its authorizer reads ?token= alone (a header-only handshake is refused there)
+                query["token"] = self._api_key
             return f"{self.websocket_url}?{urlencode({**query, **({'channel': 'logs'} if logs else {})})}"
         root = self.base_url.replace("https://", "wss://").replace("http://", "ws://") + API_PREFIX
         if logs:

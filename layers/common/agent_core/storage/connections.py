@@ -3,8 +3,9 @@
   subscriber  PK=WS#<channel>       SK=CONN#<connection_id>  one per connection: its filters, and whether it has
                                                              had its first message yet; a channel's subscribers
                                                              are one Query
-  connection  PK=CONN#<connection_id> SK=CONN                the connection's channel, for $disconnect (whose event
-                                                             names the connection only)
+  connection  PK=CONN#<connection_id> SK=CONN                the connection's channel and caller (client_id, role),
+                                                             for $disconnect and a later subscribe (whose events
+                                                             name the connection only)
   task        PK=TASK#<id> SK=TASK                           watchers: how many connections watch the task, so a
                                                              step with none makes no Query at all
 
@@ -40,9 +41,12 @@ class ConnectionStore:
     def __init__(self, table: TaskTable) -> None:
         self.table = table
 
-    def add(self, connection_id: str, channel: str, filters: dict[str, str], *, ready: bool) -> None:
+    def add(
+        self, connection_id: str, channel: str, filters: dict[str, str], *, ready: bool, caller: dict[str, str]
+    ) -> None:
         """Subscribes the connection to `channel`. For a task's channel, the task is counted as watched, on
-        condition that it exists: Conflict when it does not. `ready`: it may be sent to now (else after `ready`)."""
+        condition that it exists: Conflict when it does not. `ready`: it may be sent to now (else after `ready`).
+        `caller`: who connected (agent_core.auth), kept with the connection for its later subscribes."""
         expires = int(time.time()) + CONNECTION_TTL_S
         subscriber = {"connection_id": connection_id, "ready": ready, "expires_at": expires, **filters}
         items: list[dict[str, Any]] = [
@@ -55,7 +59,10 @@ class ConnectionStore:
             {
                 "Put": {
                     "TableName": self.table.name,
-                    "Item": {**_connection_key(connection_id), **to_item({"channel": channel, "expires_at": expires})},
+                    "Item": {
+                        **_connection_key(connection_id),
+                        **to_item({"channel": channel, "expires_at": expires, **caller}),
+                    },
                 }
             },
         ]
@@ -63,13 +70,14 @@ class ConnectionStore:
             items.append(self._watch(channel, +1, must_exist=True))
         self.table.transact(items)
 
-    def remove(self, connection_id: str) -> str | None:
-        """Forgets the connection; returns the channel it was on (None if it was not known)."""
+    def remove(self, connection_id: str) -> dict[str, Any] | None:
+        """Forgets the connection; returns what was kept of it (its channel, its caller), None if it was not known."""
         client = self.table.client
         item = client.get_item(TableName=self.table.name, Key=_connection_key(connection_id)).get("Item")
         if not item:
             return None
-        channel = str(from_item(item)["channel"])
+        known = from_item(item)
+        channel = str(known["channel"])
         try:
             self.table.transact(
                 [
@@ -88,7 +96,7 @@ class ConnectionStore:
         if channel.startswith("task:"):
             with contextlib.suppress(Conflict):  # (the task was deleted)
                 self.table.transact([self._watch(channel, -1, must_exist=True)])
-        return channel
+        return known
 
     def ready(self, channel: str, connection_id: str) -> bool:
         """The connection may be sent to from now on; False when it is no longer on the channel."""

@@ -6,6 +6,11 @@
   minute    PK=COUNTERS#<nn>#<day>   SK=<HH:MM>       all, <status>: the tasks created in that minute
   limits    PK=AGENT                 SK=COUNTERS      runs_active: a limit checked in a condition, one item
 
+A client's own counts (its list and its totals, its spend) live beside them under COUNTERS@<client>#<nn>..., and its
+tasks' places in the list indexes on a small item under the task, PK=TASK#<id> SK=OWNER, whose index keys are
+TASKS@<client>#<nn> and TASKS@<client>#<status>#<nn>: the task item itself keeps the agent-wide ones. A task with
+no owner (the operator's, and every task made before clients existed) is counted agent-wide only.
+
 A task is counted in the shard of its id (CRC-32 of the id, COUNTER_SHARDS of them), in the transaction that writes
 it: the counts are exact whatever runs at the same time. DynamoDB bills a write by the whole item's size, and an
 item takes at most 1,000 write units a second: each item here holds a handful of numbers, whatever the number of
@@ -40,39 +45,49 @@ def index_shard(task_id: str) -> int:
     return counter_shard(task_id) % INDEX_SHARDS
 
 
-def created_index_key(task_id: str) -> str:
+def scope_of(owner: str | None) -> str:
+    """The key prefix of an owner's counts and index partitions ("" for the agent-wide ones)."""
+    return f"@{owner}" if owner else ""
+
+
+def created_index_key(task_id: str, scope: str = "") -> str:
     """The task's partition in the ByCreated index."""
-    return f"TASKS#{index_shard(task_id):02d}"
+    return f"TASKS{scope}#{index_shard(task_id):02d}"
 
 
-def status_index_key(task_id: str, status: str) -> str:
+def status_index_key(task_id: str, status: str, scope: str = "") -> str:
     """The task's partition in the ByStatus index."""
-    return f"TASKS#{status}#{index_shard(task_id):02d}"
+    return f"TASKS{scope}#{status}#{index_shard(task_id):02d}"
 
 
-def index_keys(status: str | None) -> list[str]:
+def index_keys(status: str | None, scope: str = "") -> list[str]:
     """Every partition of the list index (ByStatus for a status, else ByCreated)."""
-    return [f"TASKS#{status}#{i:02d}" if status else f"TASKS#{i:02d}" for i in range(INDEX_SHARDS)]
+    return [f"TASKS{scope}#{status}#{i:02d}" if status else f"TASKS{scope}#{i:02d}" for i in range(INDEX_SHARDS)]
 
 
-def shard_key(shard: int) -> dict[str, Any]:
-    return {"PK": {"S": f"COUNTERS#{shard:02d}"}, "SK": {"S": "COUNTERS"}}
+def owner_key(task_id: str) -> dict[str, Any]:
+    """The item holding an owned task's places in its owner's list."""
+    return {"PK": {"S": f"TASK#{task_id}"}, "SK": {"S": "OWNER"}}
 
 
-def days_partition(shard: int) -> str:
-    return f"COUNTERS#{shard:02d}#DAYS"
+def shard_key(shard: int, scope: str = "") -> dict[str, Any]:
+    return {"PK": {"S": f"COUNTERS{scope}#{shard:02d}"}, "SK": {"S": "COUNTERS"}}
 
 
-def minutes_partition(shard: int, day: str) -> str:
-    return f"COUNTERS#{shard:02d}#{day}"
+def days_partition(shard: int, scope: str = "") -> str:
+    return f"COUNTERS{scope}#{shard:02d}#DAYS"
 
 
-def day_key(shard: int, day: str) -> dict[str, Any]:
-    return {"PK": {"S": days_partition(shard)}, "SK": {"S": day}}
+def minutes_partition(shard: int, day: str, scope: str = "") -> str:
+    return f"COUNTERS{scope}#{shard:02d}#{day}"
 
 
-def minute_key(shard: int, day: str, minute: str) -> dict[str, Any]:
-    return {"PK": {"S": minutes_partition(shard, day)}, "SK": {"S": minute}}
+def day_key(shard: int, day: str, scope: str = "") -> dict[str, Any]:
+    return {"PK": {"S": days_partition(shard, scope)}, "SK": {"S": day}}
+
+
+def minute_key(shard: int, day: str, minute: str, scope: str = "") -> dict[str, Any]:
+    return {"PK": {"S": minutes_partition(shard, day, scope)}, "SK": {"S": minute}}
 
 
 def day_of(created_at: str) -> str:
@@ -89,57 +104,105 @@ class Counters(Table):
         return self._add(LIMITS_KEY, deltas)
 
     def count_task(
-        self, task_id: str, created_at: str, statuses: dict[str, int], spend: dict[str, Any] | None = None
+        self,
+        task_id: str,
+        created_at: str,
+        statuses: dict[str, int],
+        spend: dict[str, Any] | None = None,
+        *,
+        owner: str | None = None,
     ) -> list[dict[str, Any]]:
         """The updates, for the transaction that writes the task, of its shard's counts: `statuses` maps a status to
-        +1 or -1 (a create, a move, a delete), ALL to the change of the total; `spend` adds tokens and cost."""
+        +1 or -1 (a create, a move, a delete), ALL to the change of the total; `spend` adds tokens and cost. For an
+        owned task, its owner's counts too, and its place in the owner's list (made, moved or removed with it)."""
+        updates = self._count_in(task_id, created_at, statuses, spend, scope="")
+        if owner:
+            updates += self._count_in(task_id, created_at, statuses, spend, scope=scope_of(owner))
+            updates += self._place_in_owner_list(task_id, created_at, statuses, owner)
+        return updates
+
+    def _count_in(
+        self, task_id: str, created_at: str, statuses: dict[str, int], spend: dict[str, Any] | None, *, scope: str
+    ) -> list[dict[str, Any]]:
         shard, day = counter_shard(task_id), day_of(created_at)
         totals = {"tasks_total" if label == ALL else f"tasks_{label}": n for label, n in statuses.items()}
         updates = []
         if totals or spend:
-            updates.append(self._add(shard_key(shard), {**totals, **(spend or {})}))
+            updates.append(self._add(shard_key(shard, scope), {**totals, **(spend or {})}))
         if statuses:
-            updates.append(self._add(day_key(shard, day), statuses))
-            updates.append(self._add(minute_key(shard, day, minute_of(created_at)), statuses))
+            updates.append(self._add(day_key(shard, day, scope), statuses))
+            updates.append(self._add(minute_key(shard, day, minute_of(created_at), scope), statuses))
         return updates
 
-    def counters(self) -> dict[str, int | float]:
+    def _place_in_owner_list(
+        self, task_id: str, created_at: str, statuses: dict[str, int], owner: str
+    ) -> list[dict[str, Any]]:
+        if statuses.get(ALL, 0) < 0:
+            return [{"Delete": {"TableName": self.name, "Key": owner_key(task_id)}}]
+        new = next((label for label, n in statuses.items() if label != ALL and n > 0), None)
+        if new is None:
+            return []
+        scope, sort = scope_of(owner), f"{created_at}#{task_id}"
+        places = {
+            ":id": {"S": task_id},
+            ":g1": {"S": created_index_key(task_id, scope)},
+            ":g2": {"S": status_index_key(task_id, new, scope)},
+            ":sk": {"S": sort},
+        }
+        return [
+            {
+                "Update": {
+                    "TableName": self.name,
+                    "Key": owner_key(task_id),
+                    "UpdateExpression": "SET task_id = :id, GSI1PK = :g1, GSI1SK = :sk, GSI2PK = :g2, GSI2SK = :sk",
+                    "ExpressionAttributeValues": places,
+                }
+            }
+        ]
+
+    def counters(self, owner: str | None = None) -> dict[str, int | float]:
         """Task counts by status (ints) and the agent's spend (tokens_total; cost_usd_total, a float), summed over
-        the shards, and runs_active: one BatchGetItem."""
+        the shards, and runs_active: one BatchGetItem. With `owner`, that client's counts and spend (and the
+        agent's runs_active)."""
         merged: Counter[str] = Counter()
-        for item in self.shard_items().values():
+        for item in self.shard_items(scope_of(owner)).values():
             merged.update({k: v for k, v in item.items() if k not in ("PK", "SK")})
         return {k: int(v) if v % 1 == 0 else float(v) for k, v in merged.items()}
 
-    def shard_items(self) -> dict[int, dict[str, Any]]:
+    def shard_items(self, scope: str = "") -> dict[int, dict[str, Any]]:
         """Every counter shard by number, and the limits item as -1, as plain dicts (absent ones count nothing)."""
-        keys = [shard_key(s) for s in range(COUNTER_SHARDS)] + [LIMITS_KEY]
+        keys = [shard_key(s, scope) for s in range(COUNTER_SHARDS)] + [LIMITS_KEY]
         return {_shard_of(item): item for item in map(from_item, self.get_many(keys))}
 
-    def label_totals(self, label: str) -> dict[int, int]:
+    def label_totals(self, label: str, scope: str = "") -> dict[int, int]:
         """counter shard -> tasks under `label` (ALL or a status), from the shard items."""
         name = "tasks_total" if label == ALL else f"tasks_{label}"
-        return {shard: int(item.get(name, 0)) for shard, item in self.shard_items().items() if shard >= 0}
+        return {shard: int(item.get(name, 0)) for shard, item in self.shard_items(scope).items() if shard >= 0}
 
-    def day_counts(self, label: str, shards: list[int]) -> dict[str, dict[int, int]]:
+    def day_counts(self, label: str, shards: list[int], scope: str = "") -> dict[str, dict[int, int]]:
         """day -> counter shard -> tasks under `label` created that day, for every day counted in `shards`."""
         days: dict[str, dict[int, int]] = defaultdict(dict)
-        for shard, items in zip(shards, POOL.map(lambda s: self._partition(days_partition(s)), shards), strict=True):
+        parts = POOL.map(lambda s: self._partition(days_partition(s, scope)), shards)
+        for shard, items in zip(shards, parts, strict=True):
             for item in items:
                 if item.get(label):
                     days[item["SK"]][shard] = int(item[label])
         return days
 
-    def minute_counts(self, label: str, day: str, shards: list[int], since: str = "") -> dict[int, dict[str, int]]:
+    def minute_counts(
+        self, label: str, day: str, shards: list[int], since: str = "", scope: str = ""
+    ) -> dict[int, dict[str, int]]:
         """counter shard -> minute (HH:MM) -> tasks under `label` created in it on `day` (from minute `since` on),
         for each of `shards`."""
-        parts = POOL.map(lambda s: list(self._items(minutes_partition(s, day), since=since)), shards)
+        parts = POOL.map(lambda s: list(self._items(minutes_partition(s, day, scope), since=since)), shards)
         return {
             shard: {item["SK"]: int(item[label]) for item in items if item.get(label)}
             for shard, items in zip(shards, parts, strict=True)
         }
 
-    def minutes_newest_first(self, label: str, day: str, shards: list[int]) -> Iterator[tuple[str, dict[int, int]]]:
+    def minutes_newest_first(
+        self, label: str, day: str, shards: list[int], scope: str = ""
+    ) -> Iterator[tuple[str, dict[int, int]]]:
         """(minute, counter shard -> tasks under `label`) for `day`, newest minute first, over `shards`.
 
         Read in rounds, each shard's newest minutes first, four times as many each round: a minute is handed out once
@@ -154,7 +217,7 @@ class Counters(Table):
             page = self.client.query(
                 TableName=self.name,
                 KeyConditionExpression="PK = :pk",
-                ExpressionAttributeValues={":pk": {"S": minutes_partition(shard, day)}},
+                ExpressionAttributeValues={":pk": {"S": minutes_partition(shard, day, scope)}},
                 ConsistentRead=True,
                 ScanIndexForward=False,
                 Limit=batch,
@@ -209,6 +272,6 @@ class Counters(Table):
 
 
 def _shard_of(plain: dict[str, Any]) -> int:
-    """COUNTERS#<nn> -> nn; the limits item -> -1."""
+    """COUNTERS[@<client>]#<nn> -> nn; the limits item -> -1."""
     pk = str(plain["PK"])
-    return int(pk.split("#")[1]) if pk.startswith("COUNTERS#") else -1
+    return int(pk.rsplit("#", 1)[1]) if pk.startswith("COUNTERS") else -1

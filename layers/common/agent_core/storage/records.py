@@ -17,6 +17,7 @@ class TaskRecord:
     created_at: str
     modified_at: str
     artifacts: list[dict[str, Any]] = field(default_factory=list)
+    owner: str | None = None  # the client whose key made it; None: the operator's (agent_core.auth)
 
 
 @dataclass

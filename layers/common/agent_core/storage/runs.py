@@ -53,7 +53,7 @@ class RunStore:
         moves = {old: -1, "running": 1} if old != "running" else {}
         self.table.transact(
             [
-                *self.table.count_task(task.task_id, task.created_at, moves),
+                *self.table.count_task(task.task_id, task.created_at, moves, owner=task.owner),
                 self._put_slot(run),
                 {"Update": counters},
                 {
@@ -128,7 +128,8 @@ class RunStore:
         gsi = status_index_key(run.task_id, status)
         update["ExpressionAttributeValues"].update(to_item({":new": status, ":gsi": gsi, ":old": old}))
         moves = {old: -1, status: 1} if status != old else {}
-        self.table.transact([{"Update": update}, *self.table.count_task(run.task_id, state.task.created_at, moves)])
+        counts = self.table.count_task(run.task_id, state.task.created_at, moves, owner=state.task.owner)
+        self.table.transact([{"Update": update}, *counts])
 
     def held_slots(self) -> list[dict[str, Any]]:
         """Every slot held now (at most the limit, plus any whose run ended without its end being recorded)."""

@@ -113,7 +113,7 @@ class StepItems(Counters):
         ]
         items += [{"Put": {"TableName": self.name, "Item": _step_item(s)}} for s in stale or []]
         if task.status != "running":
-            items += self.count_task(task.task_id, task.created_at, {task.status: -1, "running": 1})
+            items += self.count_task(task.task_id, task.created_at, {task.status: -1, "running": 1}, owner=task.owner)
         self.transact(items)
 
     def finish_step(
@@ -121,6 +121,7 @@ class StepItems(Counters):
         step: StepRecord,
         *,
         task_created_at: str,
+        task_owner: str | None,
         lease_id: str,
         old_status: str,
         new_status: str,
@@ -155,7 +156,7 @@ class StepItems(Counters):
                         "ExpressionAttributeValues": to_item(values),
                     }
                 },
-                *self.count_task(step.task_id, task_created_at, moves, spend),
+                *self.count_task(step.task_id, task_created_at, moves, spend, owner=task_owner),
             ]
         )
 

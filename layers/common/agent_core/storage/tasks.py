@@ -25,6 +25,7 @@ from .counters import (
     day_of,
     index_keys,
     minute_of,
+    scope_of,
     status_index_key,
 )
 from .dynamo import POOL, from_item, task_key, to_item
@@ -43,6 +44,7 @@ def task_from_plain(plain: dict[str, Any]) -> TaskRecord:
         created_at=plain["created_at"],
         modified_at=plain["modified_at"],
         artifacts=artifact_summaries(plain.get("artifacts")),
+        owner=plain.get("owner"),
     )
 
 
@@ -73,6 +75,7 @@ def task_item(task: TaskRecord) -> dict[str, Any]:
         "GSI1SK": sort,
         "GSI2PK": status_index_key(task.task_id, task.status),
         "GSI2SK": sort,
+        **({"owner": task.owner} if task.owner else {}),
     }
     return {**task_key(task.task_id), **to_item(plain)}
 
@@ -81,17 +84,28 @@ class TaskItems(Counters):
     def create_task(self, task: TaskRecord) -> None:
         """One transaction: the task item and the counts that count it."""
         put = {"TableName": self.name, "Item": task_item(task), "ConditionExpression": "attribute_not_exists(PK)"}
-        self.transact([{"Put": put}, *self.count_task(task.task_id, task.created_at, {ALL: 1, task.status: 1})])
+        counts = self.count_task(task.task_id, task.created_at, {ALL: 1, task.status: 1}, owner=task.owner)
+        self.transact([{"Put": put}, *counts])
 
     def get_task(self, task_id: str) -> TaskRecord | None:
         item = self.client.get_item(TableName=self.name, Key=task_key(task_id), ConsistentRead=True).get("Item")
         return task_from_plain(from_item(item)) if item else None
 
+    def get_owner(self, task_id: str) -> tuple[str | None, bool]:
+        """(the task's owner, whether the task exists): the owner attribute alone, strongly consistent."""
+        item = self.client.get_item(
+            TableName=self.name, Key=task_key(task_id), ConsistentRead=True, ProjectionExpression="PK, #o",
+            ExpressionAttributeNames={"#o": "owner"},
+        ).get("Item")  # fmt: skip
+        return (item["owner"]["S"] if item and "owner" in item else None), item is not None
+
     def get_task_state(self, task_id: str) -> TaskState | None:
         item = self.client.get_item(TableName=self.name, Key=task_key(task_id), ConsistentRead=True).get("Item")
         return state_from_item(item) if item else None
 
-    def set_task_status(self, task_id: str, *, old: str, new: str, modified_at: str, created_at: str) -> None:
+    def set_task_status(
+        self, task_id: str, *, old: str, new: str, modified_at: str, created_at: str, owner: str | None
+    ) -> None:
         """Moves the task and its counts together; Conflict if its status is no longer `old`."""
         values = {":new": new, ":old": old, ":gsi": status_index_key(task_id, new), ":m": modified_at}
         update = {
@@ -102,9 +116,9 @@ class TaskItems(Counters):
             "ExpressionAttributeNames": {"#s": "status"},
             "ExpressionAttributeValues": to_item(values),
         }
-        self.transact([{"Update": update}, *self.count_task(task_id, created_at, {old: -1, new: 1})])
+        self.transact([{"Update": update}, *self.count_task(task_id, created_at, {old: -1, new: 1}, owner=owner)])
 
-    def delete_task(self, task_id: str, *, status: str, created_at: str) -> None:
+    def delete_task(self, task_id: str, *, status: str, created_at: str, owner: str | None) -> None:
         """Deletes the task item and uncounts it; Conflict if it is gone or its status changed meanwhile."""
         delete = {
             "TableName": self.name,
@@ -113,7 +127,8 @@ class TaskItems(Counters):
             "ExpressionAttributeNames": {"#s": "status"},
             "ExpressionAttributeValues": {":s": {"S": status}},
         }
-        self.transact([{"Delete": delete}, *self.count_task(task_id, created_at, {ALL: -1, status: -1})])
+        uncount = self.count_task(task_id, created_at, {ALL: -1, status: -1}, owner=owner)
+        self.transact([{"Delete": delete}, *uncount])
 
     def delete_task_children(self, task_id: str) -> int:
         """Deletes every item under the task's partition except the task item itself; returns how many."""
@@ -127,7 +142,7 @@ class TaskItems(Counters):
             {"PK": item["PK"], "SK": item["SK"]}
             for page in self.pages(request)
             for item in page["Items"]
-            if item["SK"]["S"] != "TASK"
+            if item["SK"]["S"] not in ("TASK", "OWNER")  # those two go with the task, in its transaction
         ]
         for start in range(0, len(keys), 25):
             pending: dict[str, Any] = {self.name: [{"DeleteRequest": {"Key": k}} for k in keys[start : start + 25]]}
@@ -138,30 +153,44 @@ class TaskItems(Counters):
     # -- the list ------------------------------------------------------------------------------------------------
 
     def list_tasks(
-        self, *, start: int, size: int, status: str | None = None, created_after: str | None = None
+        self,
+        *,
+        start: int,
+        size: int,
+        status: str | None = None,
+        created_after: str | None = None,
+        owner: str | None = None,
     ) -> tuple[int, list[TaskRecord]]:
-        """How many tasks match, and the `size` of them from position `start`, newest first."""
-        label = status or ALL
-        in_shards = self.label_totals(label)  # counter shard -> tasks (one BatchGetItem)
+        """How many tasks match, and the `size` of them from position `start`, newest first: of every task, or
+        with `owner` of that client's only."""
+        label, scope = status or ALL, scope_of(owner)
+        in_shards = self.label_totals(label, scope)  # counter shard -> tasks (one BatchGetItem)
         if not created_after and start >= sum(in_shards.values()):
             return sum(in_shards.values()), []  # past the end: nothing to locate
-        days = self.day_counts(label, [shard for shard, n in in_shards.items() if n])  # day -> counter shard -> tasks
+        shards = [shard for shard, n in in_shards.items() if n]
+        days = self.day_counts(label, shards, scope)  # day -> counter shard -> tasks
         if created_after:
-            total = self._count_after(status, days, created_after)
+            total = self._count_after(status, days, created_after, scope)
         else:
             total = sum(n for per_shard in days.values() for n in per_shard.values())
         size = min(size, total - start)
         if size <= 0:
             return total, []
-        upper, skip, limits = self._window(label, days, start, size)
-        reads = [(key, limit) for key, limit in zip(index_keys(status), limits, strict=True) if limit]
+        upper, skip, limits = self._window(label, days, start, size, scope)
+        reads = [(key, limit) for key, limit in zip(index_keys(status, scope), limits, strict=True) if limit]
         # The shards' Queries at once: a page costs one round trip however many shards it spans.
         slices = POOL.map(lambda read: self._index_slice(status, read[0], upper, read[1]), reads)
         found = [item for part in slices for item in part]
         found.sort(key=lambda item: item["GSI1SK"]["S"], reverse=True)
-        return total, [task_from_plain(from_item(item)) for item in found[skip : skip + size]]
+        page = found[skip : skip + size]
+        if owner:  # the index holds the owner's places in it: the tasks themselves, in one BatchGetItem
+            tasks = {item["PK"]["S"]: item for item in self.get_many([task_key(i["task_id"]["S"]) for i in page])}
+            page = [tasks[item["PK"]["S"]] for item in page if item["PK"]["S"] in tasks]
+        return total, [task_from_plain(from_item(item)) for item in page]
 
-    def _window(self, label: str, days: dict[str, dict[int, int]], start: int, size: int) -> tuple[str, int, list[int]]:
+    def _window(
+        self, label: str, days: dict[str, dict[int, int]], start: int, size: int, scope: str
+    ) -> tuple[str, int, list[int]]:
         """Where the page starts (the end of its first minute, as an index sort key), how many tasks of that
         minute come before it, and how many tasks to read from each index shard."""
         upper, skip, before, remaining = "", 0, 0, 0
@@ -170,7 +199,7 @@ class TaskItems(Counters):
             if not upper and before + sum(days[day].values()) <= start:
                 before += sum(days[day].values())
                 continue
-            for minute, in_shards in self.minutes_newest_first(label, day, list(days[day])):
+            for minute, in_shards in self.minutes_newest_first(label, day, list(days[day]), scope):
                 counts: dict[int, int] = defaultdict(int)  # index shard -> tasks
                 for shard, n in in_shards.items():
                     counts[shard % INDEX_SHARDS] += n
@@ -188,25 +217,25 @@ class TaskItems(Counters):
                     return upper, skip, limits
         return upper, skip, limits  # the counts ran out first (the index lags them): a short page
 
-    def _minutes_of(self, label: str, day: str, shards: list[int], since: str) -> dict[str, dict[int, int]]:
+    def _minutes_of(self, label: str, day: str, shards: list[int], since: str, scope: str) -> dict[str, dict[int, int]]:
         """minute -> index shard -> tasks, for the tasks of `day` from minute `since` on, counted in the counter
         `shards`."""
         minutes: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-        for shard, counts in self.minute_counts(label, day, shards, since=since).items():
+        for shard, counts in self.minute_counts(label, day, shards, since=since, scope=scope).items():
             for minute, n in counts.items():
                 minutes[minute][shard % INDEX_SHARDS] += n
         return minutes
 
-    def _count_after(self, status: str | None, days: dict[str, dict[int, int]], after: str) -> int:
+    def _count_after(self, status: str | None, days: dict[str, dict[int, int]], after: str, scope: str) -> int:
         """Tasks created after `after`: whole days and minutes from the counts, the tasks of its own minute from
         the index (a COUNT Query per shard holding some)."""
         day, minute = day_of(after), minute_of(after)
         total = sum(n for d, per_shard in days.items() if d > day for n in per_shard.values())
         if day not in days:
             return total
-        minutes = self._minutes_of(status or ALL, day, list(days[day]), since=minute)
+        minutes = self._minutes_of(status or ALL, day, list(days[day]), since=minute, scope=scope)
         total += sum(n for m, per_shard in minutes.items() if m > minute for n in per_shard.values())
-        keys = index_keys(status)
+        keys = index_keys(status, scope)
         # `#` sorts after every character of the timestamp, so equal times are excluded ("after").
         within = (f"{after}#~", f"{day}T{minute}~")
 
