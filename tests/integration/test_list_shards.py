@@ -18,7 +18,8 @@ import pytest
 
 from agent_core import aws
 from agent_core.storage import counters
-from agent_core.storage.counters import INDEX_SHARDS, index_shard
+from agent_core.config import get_settings
+from agent_core.storage.counters import index_shard, index_shards
 from agent_core.storage.records import TaskRecord
 from agent_core.storage.table import get_table
 from agent_core.timeutil import now_iso, to_iso
@@ -40,6 +41,14 @@ def _create(
 
 def _newest_first(records: list[TaskRecord]) -> list[str]:
     return [r.task_id for r in sorted(records, key=lambda r: (r.created_at, r.task_id), reverse=True)]
+
+
+@pytest.fixture(autouse=True)
+def sharded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The list at a stack's scale-out setting: 32 counter shards, 16 index shards (the default is one of each)."""
+    monkeypatch.setenv("TASK_COUNT_SHARDS", "32")
+    monkeypatch.setenv("TASK_INDEX_SHARDS", "16")
+    get_settings.cache_clear()
 
 
 @pytest.fixture(params=[None, "0123456789abcdef"], ids=["every task", "a client's own"])
@@ -99,7 +108,7 @@ def _all_pages(api: Any, size: int, **query: str) -> tuple[list[str], set[int]]:
 
 
 def test_the_tasks_spread_over_every_index_shard(stored: list[TaskRecord]) -> None:
-    assert {index_shard(r.task_id) for r in stored} == set(range(INDEX_SHARDS))
+    assert index_shards() == 16 and {index_shard(r.task_id) for r in stored} == set(range(16))
 
 
 def test_pages_in_order_hold_every_task_once_with_an_exact_total(api: Any, stored: list[TaskRecord]) -> None:

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from agent_core import aws
 from agent_core.models import TASK_STATUSES
-from agent_core.storage.counters import counter_shard, index_shard
 
 
 @pytest.fixture
@@ -214,30 +214,51 @@ def test_list_tasks_malformed_created_after_is_400(api, value: str) -> None:
 # -- DynamoDB cost ---------------------------------------------------------------------------------------------
 
 
-def test_list_tasks_page_reads_the_counts_then_the_index_shards_of_its_tasks(api, seven, ddb_calls) -> None:
-    # Given a deep page (page 3 of 3)
+def test_list_tasks_deep_page_makes_three_calls(api, seven, ddb_calls) -> None:
+    # Given a deep page (page 3 of 3), with the default single shard
     ddb_calls.clear()
     response = api("GET", "/tasks", query={"page": 3, "size": 3})
-    assert len(response.json()["tasks"]) == 1
-    # Then the total and the page's place came from the counts (the counter shards' totals, then the days and the
-    # day's minutes of the shards holding tasks), the page from at most one Query per index shard holding the
-    # tasks: no counting
-    shards = {counter_shard(t["task_id"]) for t in seven}
-    assert ddb_calls[0] == "BatchGetItem" and set(ddb_calls[1:]) == {"Query"}
-    assert len(ddb_calls[1:]) <= 2 * len(shards) + len({index_shard(t["task_id"]) for t in seven})
+    assert len(response.json()["tasks"]) == 1 and response.json()["pagination"]["total"] == 7
+    # Then the total and the page's place came from the counts (the days, then the day's minutes), the page from one
+    # Query of the index: no counting, no reading of the pages before it
+    assert ddb_calls == ["Query", "Query", "Query"]
+
+
+def test_list_tasks_pages_read_themselves_from_the_nearer_end(api, new_task) -> None:
+    # Given 40 tasks made within moments of each other (a minute or two: the counts cannot narrow a page down)
+    made = [new_task(f"t{i}")["task_id"] for i in range(40)]
+    read: list[int] = []
+    aws.client("dynamodb").meta.events.register(
+        "after-call.dynamodb.Query",
+        lambda parsed, **_: read.append(sum("GSI1SK" in item for item in parsed.get("Items", []))),
+    )
+    for page, skipped in ((1, 0), (2, 5), (7, 5), (8, 0)):
+        read.clear()
+        # When a page of 5 is read from either half of the list
+        ids = [t["task_id"] for t in api("GET", "/tasks", query={"page": page, "size": 5}).json()["tasks"]]
+        # Then it is the right page, and the index gave it and at most the tasks of its minute on the nearer side
+        assert ids == made[::-1][(page - 1) * 5 : page * 5]
+        assert 5 <= sum(read) <= 5 + skipped, (page, read)  # fewer skipped if the tasks straddle two minutes
+
+
+def test_list_tasks_first_page_makes_two_calls(api, seven, ddb_calls) -> None:
+    # The newest tasks need no position: the totals, then the index's newest
+    ddb_calls.clear()
+    assert len(_ids(api("GET", "/tasks", query={"size": 3}))) == 3
+    assert ddb_calls == ["BatchGetItem", "Query"]
 
 
 def test_list_tasks_status_page_reads_one_index_shard_for_one_task(api, one_per_status, ddb_calls) -> None:
     ddb_calls.clear()
     api("GET", "/tasks", query={"status": "running"})
-    # the counts: totals, then the running task's shard's days and minutes; then its index shard
-    assert ddb_calls == ["BatchGetItem", "Query", "Query", "Query"]
+    # the status's total, then its index partition
+    assert ddb_calls == ["BatchGetItem", "Query"]
 
 
 def test_list_tasks_page_past_the_end_skips_the_query(api, seven, ddb_calls) -> None:
     ddb_calls.clear()
     api("GET", "/tasks", query={"page": 9})
-    assert ddb_calls == ["BatchGetItem"]
+    assert ddb_calls == ["Query"]  # the day counts say the page is past the end
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 4, 7])

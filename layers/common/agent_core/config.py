@@ -63,6 +63,9 @@ class Settings:
     budget_usd: float | None
     step_lease_s: int
     step_time_budget_s: float
+    # The agent's memory (agent/context.py, docs/agent.md): tokens one request to the model may hold (never more
+    # than the model's window minus its answer, agent/catalog.py).
+    context_budget_tokens: int
     # run_python's sandbox (agent_core/sandbox): the function the steps function invokes, how the child is isolated
     # there (sandbox/isolation.py), wall clock, address space, bytes kept of each of stdout and stderr, and the largest
     # file copied in or saved from output/. The timeout must leave room in the API's 29 s for the model.
@@ -98,6 +101,10 @@ class Settings:
     admin_api_key: str | None
     admin_api_key_secret: str | None
     auth_cache_ttl_s: float
+    # The task list's write scale-out (storage/counters.py, docs/scaling.md): counter shards and index shards (a
+    # divisor of the counter shards). One of each takes about 500 creates a second and makes a page cheapest.
+    task_count_shards: int
+    task_index_shards: int
 
 
 @lru_cache(maxsize=1)
@@ -135,6 +142,7 @@ def get_settings() -> Settings:
         step_lease_s=_int("STEP_LEASE_SECONDS", 60),
         # Tools stop starting (and run_python shortens its limit) once a step has run this long: 29 s API limit.
         step_time_budget_s=float(os.environ.get("STEP_TIME_BUDGET_S") or 25),
+        context_budget_tokens=_int("CONTEXT_BUDGET_TOKENS", 32_000),
         sandbox_function_name=os.environ.get("SANDBOX_FUNCTION_NAME") or "SandboxFunction",
         sandbox_isolation=os.environ.get("SANDBOX_ISOLATION") or "auto",
         sandbox_timeout_s=float(os.environ.get("SANDBOX_TIMEOUT_S") or 20),
@@ -157,4 +165,6 @@ def get_settings() -> Settings:
         admin_api_key=os.environ.get("ADMIN_API_KEY") or None,
         admin_api_key_secret=os.environ.get("ADMIN_API_KEY_SECRET") or None,
         auth_cache_ttl_s=float(os.environ.get("AUTH_CACHE_TTL_S") or 0),
+        task_count_shards=_int("TASK_COUNT_SHARDS", 1),
+        task_index_shards=_int("TASK_INDEX_SHARDS", 1),
     )

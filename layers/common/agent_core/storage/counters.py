@@ -11,8 +11,8 @@ tasks' places in the list indexes on a small item under the task, PK=TASK#<id> S
 TASKS@<client>#<nn> and TASKS@<client>#<status>#<nn>: the task item itself keeps the agent-wide ones. A task with
 no owner (the operator's, and every task made before clients existed) is counted agent-wide only.
 
-A task is counted in the shard of its id (CRC-32 of the id, COUNTER_SHARDS of them), in the transaction that writes
-it: the counts are exact whatever runs at the same time. DynamoDB bills a write by the whole item's size, and an
+A task is counted in the shard of its id (CRC-32 of the id, TASK_COUNT_SHARDS of them), in the transaction that
+writes it: the counts are exact whatever runs at the same time. DynamoDB bills a write by the whole item's size, and an
 item takes at most 1,000 write units a second: each item here holds a handful of numbers, whatever the number of
 days and minutes counted, so a counted write costs 2 units on each. Reads sum the shards: their totals with one
 BatchGetItem, their days and one day's minutes with one Query per shard (in parallel). The day and minute counts let
@@ -26,23 +26,32 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from typing import Any
 
+from ..config import get_settings
 from .dynamo import POOL, Table, from_item
 
-# 32 counter shards: a counted write is a transactional write (2 WCU) on three small items of its shard, so each
-# shard item takes 1,000 / 2 = 500 counted writes a second, 16,000 over the shards. The list index needs fewer keys.
-COUNTER_SHARDS = 32
-INDEX_SHARDS = 16  # a divisor of COUNTER_SHARDS: an index shard's counts are those of its counter shards
+# A counted write is a transactional write (2 WCU) on three small items of its shard, so each shard item takes
+# 1,000 / 2 = 500 counted writes a second: one shard (the default) is 500 creates a second, and a page of the list
+# costs the fewest calls. A stack that needs more raises TASK_COUNT_SHARDS (and TASK_INDEX_SHARDS, a divisor of it:
+# an index shard's counts are those of its counter shards); docs/scaling.md has the arithmetic and the migration.
 LIMITS_KEY = {"PK": {"S": "AGENT"}, "SK": {"S": "COUNTERS"}}
 _FIRST_MINUTES = 16  # minute items read per shard in a page's first round (then 4 times as many each round)
 ALL = "all"  # the label of counts over every status
 
 
+def counter_shards() -> int:
+    return get_settings().task_count_shards
+
+
+def index_shards() -> int:
+    return get_settings().task_index_shards
+
+
 def counter_shard(task_id: str) -> int:
-    return zlib.crc32(task_id.encode()) % COUNTER_SHARDS
+    return zlib.crc32(task_id.encode()) % counter_shards()
 
 
 def index_shard(task_id: str) -> int:
-    return counter_shard(task_id) % INDEX_SHARDS
+    return counter_shard(task_id) % index_shards()
 
 
 def scope_of(owner: str | None) -> str:
@@ -62,7 +71,7 @@ def status_index_key(task_id: str, status: str, scope: str = "") -> str:
 
 def index_keys(status: str | None, scope: str = "") -> list[str]:
     """Every partition of the list index (ByStatus for a status, else ByCreated)."""
-    return [f"TASKS{scope}#{status}#{i:02d}" if status else f"TASKS{scope}#{i:02d}" for i in range(INDEX_SHARDS)]
+    return [f"TASKS{scope}#{status}#{i:02d}" if status else f"TASKS{scope}#{i:02d}" for i in range(index_shards())]
 
 
 def owner_key(task_id: str) -> dict[str, Any]:
@@ -171,7 +180,7 @@ class Counters(Table):
 
     def shard_items(self, scope: str = "") -> dict[int, dict[str, Any]]:
         """Every counter shard by number, and the limits item as -1, as plain dicts (absent ones count nothing)."""
-        keys = [shard_key(s, scope) for s in range(COUNTER_SHARDS)] + [LIMITS_KEY]
+        keys = [shard_key(s, scope) for s in range(counter_shards())] + [LIMITS_KEY]
         return {_shard_of(item): item for item in map(from_item, self.get_many(keys))}
 
     def label_totals(self, label: str, scope: str = "") -> dict[int, int]:
@@ -200,15 +209,16 @@ class Counters(Table):
             for shard, items in zip(shards, parts, strict=True)
         }
 
-    def minutes_newest_first(
-        self, label: str, day: str, shards: list[int], scope: str = ""
+    def minutes_in_order(
+        self, label: str, day: str, shards: list[int], scope: str = "", newest_first: bool = True
     ) -> Iterator[tuple[str, dict[int, int]]]:
-        """(minute, counter shard -> tasks under `label`) for `day`, newest minute first, over `shards`.
+        """(minute, counter shard -> tasks under `label`) for `day` over `shards`, newest minute first (or oldest).
 
-        Read in rounds, each shard's newest minutes first, four times as many each round: a minute is handed out once
-        every shard has been read back to it, and a caller that stops early (a page found its start) reads no more."""
+        Read in rounds, each shard's newest (or oldest) minutes first, four times as many each round: a minute is
+        handed out once every shard has been read to it, and a caller that stops early (a page found its start)
+        reads no more."""
         cursors: dict[int, dict[str, Any] | None] = dict.fromkeys(shards)  # shard -> where its next Query starts
-        oldest: dict[int, str] = {}  # shard -> the oldest minute read from it so far
+        furthest: dict[int, str] = {}  # shard -> the minute furthest from the start read from it so far
         found: dict[str, dict[int, int]] = defaultdict(dict)
         batch = _FIRST_MINUTES
 
@@ -219,7 +229,7 @@ class Counters(Table):
                 KeyConditionExpression="PK = :pk",
                 ExpressionAttributeValues={":pk": {"S": minutes_partition(shard, day, scope)}},
                 ConsistentRead=True,
-                ScanIndexForward=False,
+                ScanIndexForward=not newest_first,
                 Limit=batch,
                 **({"ExclusiveStartKey": start} if start else {}),
             )
@@ -228,17 +238,22 @@ class Counters(Table):
         while cursors:
             for shard, (items, next_start) in zip(list(cursors), POOL.map(read, list(cursors)), strict=True):
                 if next_start is None:
-                    del cursors[shard]  # read back to its first minute
+                    del cursors[shard]  # read to its last minute
                 else:
                     cursors[shard] = next_start
                 if items:
-                    oldest[shard] = items[-1]["SK"]
+                    furthest[shard] = items[-1]["SK"]
                 for item in items:
                     if item.get(label):
                         found[item["SK"]][shard] = int(item[label])
-            # A shard still being read has handed out every minute from its oldest on ("~": none read yet).
-            complete_from = max((oldest.get(shard, "~") for shard in cursors), default="")
-            for minute in sorted((m for m in found if m >= complete_from), reverse=True):
+            # A shard still being read has handed out every minute up to its furthest ("~"/"": none read yet).
+            if newest_first:
+                complete = max((furthest.get(shard, "~") for shard in cursors), default="")
+                ready = sorted((m for m in found if m >= complete), reverse=True)
+            else:
+                complete = min((furthest.get(shard, "") for shard in cursors), default="~")
+                ready = sorted(m for m in found if m <= complete)
+            for minute in ready:
                 yield minute, found.pop(minute)
             batch *= 4
 

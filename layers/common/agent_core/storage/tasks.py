@@ -19,11 +19,12 @@ from typing import Any
 from .artifacts import artifact_summaries
 from .counters import (
     ALL,
-    INDEX_SHARDS,
     Counters,
+    counter_shards,
     created_index_key,
     day_of,
     index_keys,
+    index_shards,
     minute_of,
     scope_of,
     status_index_key,
@@ -164,11 +165,9 @@ class TaskItems(Counters):
         """How many tasks match, and the `size` of them from position `start`, newest first: of every task, or
         with `owner` of that client's only."""
         label, scope = status or ALL, scope_of(owner)
-        in_shards = self.label_totals(label, scope)  # counter shard -> tasks (one BatchGetItem)
-        if not created_after and start >= sum(in_shards.values()):
-            return sum(in_shards.values()), []  # past the end: nothing to locate
-        shards = [shard for shard, n in in_shards.items() if n]
-        days = self.day_counts(label, shards, scope)  # day -> counter shard -> tasks
+        if not created_after and start == 0 and index_shards() == 1:
+            return self._first_page(label, status, scope, size, owner)
+        days = self.day_counts(label, list(range(counter_shards())), scope)  # day -> counter shard -> tasks
         if created_after:
             total = self._count_after(status, days, created_after, scope)
         else:
@@ -176,46 +175,82 @@ class TaskItems(Counters):
         size = min(size, total - start)
         if size <= 0:
             return total, []
-        upper, skip, limits = self._window(label, days, start, size, scope)
+        # A page in the older half is found from the oldest end: the last page reads itself, not the list before it.
+        newest_first = start + size / 2 <= total / 2
+        counted = sum(n for per_shard in days.values() for n in per_shard.values())  # created_after aside
+        position = start if newest_first else counted - start - size
+        bound, skip, limits = self._window(label, days, position, size, scope, newest_first=newest_first)
+        return total, self._read_page(status, scope, owner, bound, skip, size, limits, newest_first=newest_first)
+
+    def _first_page(
+        self, label: str, status: str | None, scope: str, size: int, owner: str | None
+    ) -> tuple[int, list[TaskRecord]]:
+        """The newest tasks of an unsharded index: no position to find, so the total (one BatchGetItem of the
+        counter shards) and the index's newest `size` (one Query). Over several index shards the counts must say
+        how many each holds of the page, or every shard would be read a page deep."""
+        total = sum(self.label_totals(label, scope).values())
+        size = min(size, total)
+        if size <= 0:
+            return total, []
+        return total, self._read_page(status, scope, owner, "", 0, size, [size], newest_first=True)
+
+    def _read_page(
+        self,
+        status: str | None,
+        scope: str,
+        owner: str | None,
+        bound: str,
+        skip: int,
+        size: int,
+        limits: list[int],
+        *,
+        newest_first: bool,
+    ) -> list[TaskRecord]:
+        """`size` tasks after the first `skip` from `bound` on (newest first: the sort key the page starts under,
+        "" for the newest; else oldest first from that sort key on, the page turned round at the end), reading
+        `limits[i]` from index shard i."""
         reads = [(key, limit) for key, limit in zip(index_keys(status, scope), limits, strict=True) if limit]
         # The shards' Queries at once: a page costs one round trip however many shards it spans.
-        slices = POOL.map(lambda read: self._index_slice(status, read[0], upper, read[1]), reads)
+        slices = POOL.map(lambda read: self._index_slice(status, read[0], bound, read[1], newest_first), reads)
         found = [item for part in slices for item in part]
-        found.sort(key=lambda item: item["GSI1SK"]["S"], reverse=True)
+        found.sort(key=lambda item: item["GSI1SK"]["S"], reverse=newest_first)
         page = found[skip : skip + size]
+        if not newest_first:
+            page.reverse()
         if owner:  # the index holds the owner's places in it: the tasks themselves, in one BatchGetItem
             tasks = {item["PK"]["S"]: item for item in self.get_many([task_key(i["task_id"]["S"]) for i in page])}
             page = [tasks[item["PK"]["S"]] for item in page if item["PK"]["S"] in tasks]
-        return total, [task_from_plain(from_item(item)) for item in page]
+        return [task_from_plain(from_item(item)) for item in page]
 
     def _window(
-        self, label: str, days: dict[str, dict[int, int]], start: int, size: int, scope: str
+        self, label: str, days: dict[str, dict[int, int]], start: int, size: int, scope: str, *, newest_first: bool
     ) -> tuple[str, int, list[int]]:
-        """Where the page starts (the end of its first minute, as an index sort key), how many tasks of that
-        minute come before it, and how many tasks to read from each index shard."""
-        upper, skip, before, remaining = "", 0, 0, 0
-        limits = [0] * INDEX_SHARDS
-        for day in sorted(days, reverse=True):
-            if not upper and before + sum(days[day].values()) <= start:
+        """Where the page starts, counted from the newest task (or, with `newest_first` false, from the oldest): the
+        page's first minute as an index sort key bound (below its end; or from its start on), how many tasks of that
+        minute come before the page, and how many tasks to read from each index shard."""
+        bound, skip, before, remaining = "", 0, 0, 0
+        limits = [0] * index_shards()
+        for day in sorted(days, reverse=newest_first):
+            if not bound and before + sum(days[day].values()) <= start:
                 before += sum(days[day].values())
                 continue
-            for minute, in_shards in self.minutes_newest_first(label, day, list(days[day]), scope):
+            for minute, in_shards in self.minutes_in_order(label, day, list(days[day]), scope, newest_first):
                 counts: dict[int, int] = defaultdict(int)  # index shard -> tasks
                 for shard, n in in_shards.items():
-                    counts[shard % INDEX_SHARDS] += n
+                    counts[shard % index_shards()] += n
                 in_minute = sum(counts.values())
-                if not upper:
+                if not bound:
                     if before + in_minute <= start:
                         before += in_minute
                         continue
-                    upper, skip = f"{day}T{minute}~", start - before
+                    bound, skip = f"{day}T{minute}" + ("~" if newest_first else ""), start - before
                     remaining = skip + size
                 for shard, n in counts.items():
                     limits[shard] += min(n, remaining)
                 remaining -= min(in_minute, remaining)
                 if not remaining:
-                    return upper, skip, limits
-        return upper, skip, limits  # the counts ran out first (the index lags them): a short page
+                    return bound, skip, limits
+        return bound, skip, limits  # the counts ran out first (the index lags them): a short page
 
     def _minutes_of(self, label: str, day: str, shards: list[int], since: str, scope: str) -> dict[str, dict[int, int]]:
         """minute -> index shard -> tasks, for the tasks of `day` from minute `since` on, counted in the counter
@@ -223,7 +258,7 @@ class TaskItems(Counters):
         minutes: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
         for shard, counts in self.minute_counts(label, day, shards, since=since, scope=scope).items():
             for minute, n in counts.items():
-                minutes[minute][shard % INDEX_SHARDS] += n
+                minutes[minute][shard % index_shards()] += n
         return minutes
 
     def _count_after(self, status: str | None, days: dict[str, dict[int, int]], after: str, scope: str) -> int:
@@ -245,9 +280,15 @@ class TaskItems(Counters):
 
         return total + sum(POOL.map(count, minutes.get(minute, {})))
 
-    def _index_slice(self, status: str | None, key: str, upper: str, limit: int) -> list[dict[str, Any]]:
-        """The newest `limit` tasks of one index shard created before `upper`."""
-        request = self._index_query(status, key, before=upper)
+    def _index_slice(
+        self, status: str | None, key: str, bound: str, limit: int, newest_first: bool = True
+    ) -> list[dict[str, Any]]:
+        """The newest `limit` tasks of one index shard created before `bound`, or with `newest_first` false the
+        oldest `limit` from `bound` on."""
+        if newest_first:
+            request = self._index_query(status, key, before=bound)
+        else:
+            request = self._index_query(status, key, since=bound) | {"ScanIndexForward": True}
         items: list[dict[str, Any]] = []
         while len(items) < limit:  # a 1 MB page may stop short of the limit
             page = self.client.query(**request, Limit=limit - len(items))
@@ -258,14 +299,24 @@ class TaskItems(Counters):
         return items
 
     def _index_query(
-        self, status: str | None, key: str, *, before: str = "", between: tuple[str, str] | None = None
+        self,
+        status: str | None,
+        key: str,
+        *,
+        before: str = "",
+        since: str = "",
+        between: tuple[str, str] | None = None,
     ) -> dict[str, Any]:
-        """A newest-first Query of one index shard, on sort keys below `before` or `between` two."""
+        """A newest-first Query of one index shard, on sort keys below `before`, from `since` on, or `between`
+        two."""
         pk, sk = ("GSI2PK", "GSI2SK") if status else ("GSI1PK", "GSI1SK")
         condition, values = f"{pk} = :pk", {":pk": key}
         if before:
             condition += f" AND {sk} < :upper"
             values[":upper"] = before
+        if since:
+            condition += f" AND {sk} >= :lower"
+            values[":lower"] = since
         if between:
             condition += f" AND {sk} BETWEEN :low AND :high"
             values.update({":low": between[0], ":high": between[1]})
