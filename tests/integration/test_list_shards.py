@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from agent_core import aws
-from agent_core.storage import counters
 from agent_core.config import get_settings
+from agent_core.storage import counters
 from agent_core.storage.counters import index_shard, index_shards
 from agent_core.storage.records import TaskRecord
 from agent_core.storage.table import get_table
