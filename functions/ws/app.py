@@ -47,6 +47,8 @@ def _subscription(params: dict[str, Any]) -> tuple[str, dict[str, str]] | str:
 def _subscribe(
     connection_id: str, params: dict[str, Any], caller: auth.Caller, context: Any, *, open_now: bool
 ) -> dict[str, Any]:
+    """Subscribes the connection; a connection already on a channel (`open_now`: a subscribe message) leaves it
+    only once the new one is known to be valid, so a refused switch keeps what it had."""
     found = _subscription(params)
     if isinstance(found, str):
         return _answer(400, found)
@@ -57,6 +59,8 @@ def _subscribe(
     try:
         if is_task:
             tasks.check_visible(channel.removeprefix("task:"), caller)
+        if open_now:
+            push.connections().remove(connection_id)
         push.connections().add(connection_id, channel, filters, ready=not is_task, caller=caller.context())
     except (Conflict, TaskNotFound):
         return _answer(404, "no such task")
@@ -96,7 +100,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         message = None
     if not isinstance(message, dict) or message.get("action") != "subscribe":
         return _answer(400, _SUBSCRIBE_HELP)
-    known = push.connections().remove(connection_id)
+    known = push.connections().get(connection_id)
     try:  # who connected, as $connect recorded it: the message itself carries no key
         caller = auth.from_context(known)
     except Unauthorized:

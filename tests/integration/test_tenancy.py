@@ -402,3 +402,30 @@ def test_a_clients_log_stream_carries_its_own_tasks_records_only(
     assert received("bob-logs") and {m["task_id"] for m in received("bob-logs")} == {b_task}
     assert received("bob-on-alice") == []  # asking for alice's task by its id changes nothing
     assert {m["task_id"] for m in received("operator-logs")} == {a_task, b_task}
+
+
+def subscribe(connection_id: str, message: dict[str, Any]) -> int:
+    """A `subscribe` message on an open connection (its event names the connection only, no authorizer)."""
+    event = {
+        "requestContext": {"routeKey": "$default", "connectionId": connection_id, "eventType": "MESSAGE"},
+        "body": json.dumps({"action": "subscribe", **message}),
+    }
+    answer = load_handler(WS_ROUTE)(event, apigw.LambdaContext(function_name="WsFunction"))
+    wait_until(lambda: not lambdas.in_flight(), what="the first message (sent by an async invocation)")
+    return int(answer["statusCode"])
+
+
+def test_a_refused_switch_keeps_the_connection_and_its_caller(
+    api: Api, alice: Api, bob: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given keys required, and bob's connection on his own task
+    monkeypatch.setenv("AUTH", "keys")
+    get_settings.cache_clear()
+    a_task, b_task = new_task(alice), new_task(bob)
+    assert ws("$connect", "bob-1", BOB, query={"task_id": b_task}) == 200
+    # When he asks to switch to alice's task, then to a malformed one
+    assert subscribe("bob-1", {"task_id": a_task}) == 404
+    assert subscribe("bob-1", {"task_id": "not-an-id"}) == 400
+    # Then his connection is still his: a switch to his own task's channel, and to his log stream, are accepted
+    assert subscribe("bob-1", {"task_id": b_task}) == 200
+    assert subscribe("bob-1", {"channel": "logs"}) == 200

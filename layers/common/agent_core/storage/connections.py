@@ -70,6 +70,11 @@ class ConnectionStore:
             items.append(self._watch(channel, +1, must_exist=True))
         self.table.transact(items)
 
+    def get(self, connection_id: str) -> dict[str, Any] | None:
+        """What is kept of the connection (its channel, its caller), None if it is not known."""
+        item = self.table.client.get_item(TableName=self.table.name, Key=_connection_key(connection_id)).get("Item")
+        return from_item(item) if item else None
+
     def remove(self, connection_id: str) -> dict[str, Any] | None:
         """Forgets the connection; returns what was kept of it (its channel, its caller), None if it was not known."""
         client = self.table.client
