@@ -3,6 +3,7 @@ whatever the model did."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -12,10 +13,11 @@ from aws_lambda_powertools import Logger
 
 from . import auth, idempotency, push, telemetry, utf8
 from .agent import catalog, llm
+from .agent.context import LOAD_STEPS, Memory, build_context, calibrate, clip, shrink_messages
 from .agent.files import ArtifactFiles
-from .agent.loop import StepOutcome, build_messages, image_parts, run_turn
+from .agent.loop import StepOutcome, image_parts, request_head, run_turn, with_images
 from .agent.registry import all_tools
-from .agent.tools.base import ToolContext
+from .agent.tools.base import ToolContext, openai_schema
 from .config import get_settings
 from .errors import (
     Conflict,
@@ -28,7 +30,9 @@ from .errors import (
 )
 from .models import Artifact, Pagination, Step, StepList
 from .paging import PageRequest
+from .storage.bucket import get_bucket
 from .storage.records import StepRecord, TaskRecord, TaskState
+from .storage.steps import step_object_key
 from .storage.table import get_table
 from .timeutil import now_iso
 
@@ -79,13 +83,18 @@ def _interrupted(step: StepRecord) -> StepRecord:
 
 def _start(
     task_id: str, input: str | None, additional_input: dict[str, Any], run_id: str | None
-) -> tuple[TaskState, list[StepRecord], StepRecord, str, str]:
+) -> tuple[TaskState, list[StepRecord], Memory, StepRecord, str, str]:
     """Checks and takes the task: 404, 409 while a step runs or a run other than `run_id` holds the task, 400 for
     a model not allowed, 429 once the budget is spent; then the lease and the running step in one write."""
     table = get_table()
-    state, history = table.load_task_with_steps(task_id)
+    # The task, its memory and its latest steps: every step the memory does not cover is among them (a compaction
+    # folds the oldest before they would fall out), but for a task whose steps predate its memory.
+    state, stored, history = table.load_for_step(task_id, LOAD_STEPS)
     if state is None:
         raise TaskNotFound(task_id=task_id)
+    memory = Memory.from_dict(stored)
+    if history and history[0].seq > memory.through_seq + 1:
+        history = table.steps_between(task_id, memory.through_seq + 1, history[0].seq - 1) + history
     _check_run(state, run_id)
     now = int(time.time())
     if state.lease_id and state.lease_until >= now:
@@ -122,7 +131,7 @@ def _start(
         if fresh is not None:
             _check_run(fresh, run_id)
         raise TaskAlreadyRunning(task_id=task_id) from exc
-    return state, history, step, lease_id, model
+    return state, history, memory, step, lease_id, model
 
 
 _NO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
@@ -171,7 +180,7 @@ def _check_run(state: TaskState, run_id: str | None) -> None:
 
 
 def _execute(task_id: str, input: str | None, additional_input: dict[str, Any], run_id: str | None) -> Step:
-    state, history, step, lease_id, model = _start(task_id, input, additional_input, run_id)
+    state, history, memory, step, lease_id, model = _start(task_id, input, additional_input, run_id)
     logger.info(f"step {step.seq} started", extra={"task_id": task_id, "component": "agent"})
     push.task_status(
         task_id, "running", watchers=state.watchers, step_count=step.seq - 1, run=state.run,
@@ -181,17 +190,19 @@ def _execute(task_id: str, input: str | None, additional_input: dict[str, Any], 
     files = ArtifactFiles(task_id, step.step_id)
     failure: Exception | None = None
     new_status, usage, cost = "running", _NO_USAGE, 0.0
+    memo = _Compaction()
     try:
-        outcome = _turn(state, history, step, model, files, long=run_id is not None)
+        outcome = _turn(state, history, memory, step, model, files, memo, long=run_id is not None)
         turn = outcome.turn
-        usage, cost = turn.usage, catalog.cost_usd(turn.model, turn.prompt_tokens, turn.completion_tokens)
+        usage, cost = memo.add(turn.usage, catalog.cost_usd(turn.model, turn.prompt_tokens, turn.completion_tokens))
         step.output, step.name, step.is_last = outcome.output, outcome.name, outcome.is_last
-        step.messages = outcome.messages
+        step.messages = _storable(step, outcome.messages)
         step.additional_output = {
             "model": turn.model,
             "usage": usage,
             "cost_usd": cost,
             "tool_calls": outcome.tool_calls,
+            "context": {**outcome.context, "sent_tokens": turn.prompt_tokens, **memo.report()},
             **({"error": outcome.error} if outcome.error else {}),
         }
         new_status = "completed" if step.is_last else "running"
@@ -209,6 +220,7 @@ def _execute(task_id: str, input: str | None, additional_input: dict[str, Any], 
             model=model,
             error={"code": exc.code, **exc.details},
         )
+        usage, cost = memo.failed(step)
     except Exception as exc:  # stored too, and the task is failed: nothing the user sent is lost
         failure, new_status = exc, "failed"
         _record_failure(
@@ -218,6 +230,7 @@ def _execute(task_id: str, input: str | None, additional_input: dict[str, Any], 
             model=model,
             error={"code": "INTERNAL_ERROR", "type": type(exc).__name__},
         )
+        usage, cost = memo.failed(step)
     step.status, step.modified_at = "completed", now_iso()
     step.artifacts = list(files.written.values())
     _make_encodable(step)
@@ -228,6 +241,7 @@ def _execute(task_id: str, input: str | None, additional_input: dict[str, Any], 
         new_status=new_status,
         tokens=usage["total_tokens"],
         cost_usd=cost,
+        memory=memo.memory.as_dict() if memo.memory else None,
     )
     for call in step.additional_output.get("tool_calls", []):
         log = logger.warning if call.get("error") else logger.info
@@ -259,9 +273,20 @@ def _brief(call: dict[str, Any]) -> str:
     return f"called with {' '.join(str(call.get('arguments') or '{}').split())[:100]}"
 
 
-def _finish(step: StepRecord, task: TaskRecord, *, lease_id: str, new_status: str, tokens: int, cost_usd: float) -> str:
+def _finish(
+    step: StepRecord,
+    task: TaskRecord,
+    *,
+    lease_id: str,
+    new_status: str,
+    tokens: int,
+    cost_usd: float,
+    memory: dict[str, Any] | None = None,
+) -> str:
     """Stores the finished step; returns the task's status. When the task's status moved while it ran (its run was
-    cancelled or ended), the step is kept and the task keeps the status its run's end gave it."""
+    cancelled or ended), the step is kept and the task keeps the status its run's end gave it. A step the table
+    refuses for another reason (an item too large, say) is stored as failed, without its turn: never half-written,
+    and the task's lease is released either way."""
     table, old = get_table(), "running"
     for _ in range(3):
         try:
@@ -274,6 +299,7 @@ def _finish(step: StepRecord, task: TaskRecord, *, lease_id: str, new_status: st
                 new_status=new_status,
                 tokens=tokens,
                 cost_usd=cost_usd,
+                memory=memory,
             )
             return new_status
         except Conflict as exc:
@@ -285,27 +311,117 @@ def _finish(step: StepRecord, task: TaskRecord, *, lease_id: str, new_status: st
                     "the step outlived its lease; another step has the task", task_id=step.task_id
                 ) from exc
             old = new_status = state.task.status
+        except Exception as exc:
+            if not step.messages and "error" in step.additional_output:
+                raise  # already the smallest record there is
+            logger.exception("the step could not be stored; storing it as failed", extra={"task_id": step.task_id})
+            step.messages = []
+            step.output = clip(step.output or "", 2_000) + "\nThe step could not be stored whole."
+            step.additional_output = {
+                **{k: step.additional_output.get(k) for k in ("model", "usage", "cost_usd")},
+                "tool_calls": [],
+                "error": {"code": "INTERNAL_ERROR", "type": "StepNotStored", "reason": type(exc).__name__},
+            }
     raise TaskAlreadyRunning("the task kept changing while the step was stored", task_id=step.task_id)
 
 
+# What a step's item keeps of its turn, at most: the rest goes to an object of the step's own (docs/agent.md).
+STEP_INLINE_BYTES = 64_000
+
+
+def _storable(step: StepRecord, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The turn as the step's item keeps it: whole when small; else whole in an S3 object of the step's own, and
+    shortened in the item, each shortened text saying where the whole is."""
+    data = json.dumps(messages).encode()  # \u escapes: lone surrogates a model wrote are kept, not fatal
+    if len(data) <= STEP_INLINE_BYTES:
+        return messages
+    key = step_object_key(step.task_id, step.step_id)
+    try:
+        get_bucket().put(key, data, content_type="application/json")
+        where = f"the step's stored turn ({len(data):,} bytes)"
+    except Exception:  # the step still completes, shortened
+        logger.exception("the step's turn was not stored whole", extra={"task_id": step.task_id})
+        key, where = "", "no stored copy: storing it failed"
+    shrunk = shrink_messages(messages, STEP_INLINE_BYTES, where)
+    if key:
+        shrunk[0] = {**shrunk[0], "_full": {"object": key, "bytes": len(data)}}
+    return shrunk
+
+
+class _Compaction:
+    """What a step's compaction (if any) spent and made: added to the step's usage and cost."""
+
+    def __init__(self) -> None:
+        self.memory: Memory | None = None
+        self.usage = dict(_NO_USAGE)
+        self.cost = 0.0
+        self.steps: tuple[int, int] | None = None
+
+    def add(self, usage: dict[str, int], cost: float) -> tuple[dict[str, int], float]:
+        total = {k: usage[k] + self.usage[k] for k in _NO_USAGE}
+        return total, round(cost + self.cost, 8)
+
+    def failed(self, step: StepRecord) -> tuple[dict[str, int], float]:
+        usage, cost = self.add(dict(_NO_USAGE), 0.0)
+        step.additional_output.update(usage=usage, cost_usd=cost, **({"context": self.report()} if self.memory else {}))
+        return usage, cost
+
+    def report(self) -> dict[str, Any]:
+        if self.memory is None or self.steps is None:
+            return {}
+        return {"summary": {"steps": list(self.steps), "usage": self.usage, "cost_usd": self.cost}}
+
+
 def _turn(
-    state: TaskState, history: list[StepRecord], step: StepRecord, model: str, files: ArtifactFiles, *, long: bool
+    state: TaskState,
+    history: list[StepRecord],
+    memory: Memory,
+    step: StepRecord,
+    model: str,
+    files: ArtifactFiles,
+    memo: _Compaction,
+    *,
+    long: bool,
 ) -> StepOutcome:
     started = time.monotonic()
     task = state.task
     listed = [dict(a) for a in task.artifacts]  # the task item carries its files' summaries: no second read
-    messages = build_messages(
-        task=task,
+    tools = all_tools()
+    schemas = [openai_schema(t) for t in tools]
+    chat = llm.chat_model()
+
+    def summarise(messages: list[dict[str, Any]]) -> Any:
+        return chat.complete(model=model, messages=messages, tools=[])
+
+    previous = history[-1].additional_output if history else {}
+    context = build_context(
+        head=request_head(task, listed, image_parts(task, listed, files.read), model),
+        tail=[{"role": "user", "content": step.input}] if step.input else [],
+        memory=memory,
         history=history,
-        step=step,
-        model=model,
-        images=image_parts(task, listed, files.read),
-        read=files.read,
+        tools=schemas,
+        budget=catalog.context_budget(model),
+        calibration=calibrate(previous.get("context") if previous.get("model") == model else None),
+        with_images=lambda m: with_images(m, model, files.read),
+        summarise=summarise,
     )
+    if context.memory is not None:
+        summary = context.compaction_turns[-1]
+        memo.memory = context.memory
+        memo.usage = summary.usage
+        memo.cost = catalog.cost_usd(summary.model, summary.prompt_tokens, summary.completion_tokens)
+        memo.steps = (memory.through_seq + 1, context.memory.through_seq)
+        logger.info(
+            f"memory compacted: steps {memo.steps[0]} to {memo.steps[1]} summarised "
+            f"({summary.prompt_tokens} tokens in, {summary.completion_tokens} out)",
+            extra={"task_id": task.task_id, "component": "memory", "tier": "summary"},
+        )
     settings = get_settings()
     deadline = started + (settings.run_step_time_budget_s if long else settings.step_time_budget_s)
     ctx = ToolContext(task_id=task.task_id, step_id=step.step_id, files=files, deadline=deadline)
-    return run_turn(chat=llm.chat_model(), model=model, messages=messages, tools=all_tools(), ctx=ctx)
+    outcome = run_turn(chat=chat, model=model, messages=context.messages, tools=tools, ctx=ctx, schemas=schemas)
+    outcome.context = context.report
+    return outcome
 
 
 def get_step(task_id: str, step_id: str) -> Step:

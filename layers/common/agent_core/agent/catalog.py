@@ -18,6 +18,18 @@ PRICES_PER_MILLION: dict[str, tuple[float, float]] = {
     "gpt-4": (30.00, 60.00),
     "gpt-3.5-turbo": (0.50, 1.50),
 }
+# Tokens a request may hold (prompt and answer together), and the most a model answers, by family. A model not
+# listed gets the common 128k window. The agent's context budget (agent/context.py) stays below window - answer.
+CONTEXT_WINDOWS: dict[str, tuple[int, int]] = {
+    "gpt-4o-mini": (128_000, 16_384),
+    "gpt-4o": (128_000, 16_384),
+    "gpt-4.1-mini": (1_047_576, 32_768),
+    "gpt-4.1": (1_047_576, 32_768),
+    "gpt-4-turbo": (128_000, 4_096),
+    "gpt-4": (8_192, 2_048),
+    "gpt-3.5-turbo": (16_385, 4_096),
+}
+DEFAULT_WINDOW = (128_000, 16_384)
 _VISION_PREFIXES = ("gpt-4o", "gpt-4.1", "gpt-4-turbo", "gpt-5", "o1", "o3", "o4")
 
 
@@ -38,6 +50,18 @@ def prices() -> dict[str, tuple[float, float]]:
 def cost_usd(model: str, prompt_tokens: int, completion_tokens: int) -> float:
     price = _match(model, prices()) or (0.0, 0.0)
     return round((prompt_tokens * price[0] + completion_tokens * price[1]) / 1_000_000, 8)
+
+
+def context_window(model: str) -> tuple[int, int]:
+    """(window, largest answer) in tokens."""
+    found: tuple[int, int] | None = _match(model, CONTEXT_WINDOWS)
+    return found or DEFAULT_WINDOW
+
+
+def context_budget(model: str) -> int:
+    """Tokens one request may hold: CONTEXT_BUDGET_TOKENS, never more than the model's window minus its answer."""
+    window, answer = context_window(model)
+    return max(1_000, min(get_settings().context_budget_tokens, window - answer))
 
 
 def can_see_images(model: str) -> bool:

@@ -43,4 +43,6 @@ class Turn:
 
 
 class ChatModel(Protocol):
-    def complete(self, *, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Turn: ...
+    def complete(self, *, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Turn:
+        """One chat completion. With `tools` empty the request offers none (a compaction asks for a summary)."""
+        ...

@@ -30,9 +30,9 @@ class OpenAIChat:
 
         try:
             # Plain dicts, as the API takes them: the client's TypedDicts describe the same shapes.
-            completion = self._client.chat.completions.create(
-                model=model, messages=cast(Any, messages), tools=cast(Any, tools)
-            )
+            # No tools at all (a compaction's summary): the request carries no `tools` key.
+            extra: dict[str, Any] = {"tools": tools} if tools else {}
+            completion = self._client.chat.completions.create(model=model, messages=cast(Any, messages), **extra)
         except openai.APIStatusError as exc:
             raise OpenAIAPIError(
                 f"the model API answered {exc.status_code}",

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..storage.records import StepRecord, TaskRecord
 from .catalog import IMAGE_URL_PREFIXES, can_see_images
+from .context import sendable, shorten_arguments
 from .llm import ChatModel, Turn, parse_arguments
 from .tools.base import Tool, ToolContext, ToolResult, openai_schema, truncate
 from .tools.files import IMAGE_TYPES, MAX_INLINE_IMAGE_BYTES, guess_type, image_part
@@ -39,14 +40,33 @@ class StepOutcome:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     error: dict[str, Any] | None = None  # the first tool whose own machinery failed
+    context: dict[str, Any] = field(default_factory=dict)  # additional_output.context (agent/context.py)
 
 
-def _task_text(task: TaskRecord) -> str:
+MAX_LISTED_FILES = 50
+
+
+def _task_text(task: TaskRecord, files: list[dict[str, Any]] | None = None) -> str:
     extra = {k: v for k, v in task.additional_input.items() if k not in ("model", "images", "auto_run")}
     text = task.input
     if extra:
         text += "\n\nAdditional input:\n" + json.dumps(extra, ensure_ascii=False, indent=2)
+    if files:
+        lines = [f"- {f['relative_path']} ({f.get('file_size') or 0} bytes)" for f in files[:MAX_LISTED_FILES]]
+        more = (
+            f"\n- ... and {len(files) - MAX_LISTED_FILES} more (list_files shows them all)"
+            if len(files) > MAX_LISTED_FILES
+            else ""
+        )
+        text += f"\n\nThe task's files ({len(files)}):\n" + "\n".join(lines) + more
     return text
+
+
+def request_head(
+    task: TaskRecord, files: list[dict[str, Any]], images: list[dict[str, Any]], model: str
+) -> list[dict[str, Any]]:
+    """What every request starts with: the system prompt, and the task (input, additional_input, files, images)."""
+    return [{"role": "system", "content": SYSTEM_PROMPT}, _user_message(_task_text(task, files), images, model)]
 
 
 def image_parts(task: TaskRecord, files: list[dict[str, Any]], read: Any) -> list[dict[str, Any]]:
@@ -93,11 +113,13 @@ def build_messages(
         if earlier.input:
             messages.append({"role": "user", "content": earlier.input})
         latest = index == len(history) - 1  # the turn the model is answering now
-        messages.extend(_with_images(m, model, read) if latest else _without_images(m) for m in earlier.messages)
+        messages.extend(
+            sendable(with_images(m, model, read) if latest else _without_images(m)) for m in earlier.messages
+        )
     return messages
 
 
-def _with_images(message: dict[str, Any], model: str, read: Callable[[str], bytes]) -> dict[str, Any]:
+def with_images(message: dict[str, Any], model: str, read: Callable[[str], bytes]) -> dict[str, Any]:
     """A stored turn's image references (what read_file or fetch_url returned) as image parts again."""
     refs = message.get("image_refs")
     if not refs:
@@ -138,13 +160,20 @@ def _run_tool(tools: dict[str, Tool], ctx: ToolContext, name: str, raw_args: str
 
 
 def run_turn(
-    *, chat: ChatModel, model: str, messages: list[dict[str, Any]], tools: list[Tool], ctx: ToolContext
+    *,
+    chat: ChatModel,
+    model: str,
+    messages: list[dict[str, Any]],
+    tools: list[Tool],
+    ctx: ToolContext,
+    schemas: list[dict[str, Any]] | None = None,
 ) -> StepOutcome:
     by_name = {t.name: t for t in tools}
-    turn = chat.complete(model=model, messages=messages, tools=[openai_schema(t) for t in tools])
+    turn = chat.complete(model=model, messages=messages, tools=schemas or [openai_schema(t) for t in tools])
     recorded: list[dict[str, Any]] = [turn.assistant_message()]
     lines = [turn.content.strip()] if turn.content and turn.content.strip() else []
-    calls, artifacts, is_last, late_images = [], [], False, []
+    calls: list[dict[str, Any]] = []
+    artifacts, is_last, late_images = [], False, []
     failure: dict[str, Any] | None = None
     for index, call in enumerate(turn.tool_calls):
         left = ctx.seconds_left()
@@ -159,11 +188,13 @@ def run_turn(
         else:
             result, error = _run_tool(by_name, ctx, call.name, call.arguments)
         recorded.append({"role": "tool", "tool_call_id": call.id, "content": truncate(result.output)})
+        shown, shortened = shorten_arguments(call.arguments, ARGUMENT_CHARS)  # still JSON when shortened
         calls.append(
             {
                 "id": call.id,
                 "name": call.name,
-                "arguments": truncate(call.arguments, ARGUMENT_CHARS),
+                "arguments": shown,
+                **({"arguments_shortened": True, "arguments_chars": len(call.arguments)} if shortened else {}),
                 **({"error": error} if error else {}),
             }
         )

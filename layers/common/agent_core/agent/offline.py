@@ -86,8 +86,30 @@ def _first_required(tools: dict[str, dict[str, Any]], name: str, fallback: str) 
     return next(iter(params.get("required") or []), fallback)
 
 
+SUMMARY_CHARS = 6_000
+_SUMMARY_KEEP = ("## Step", "User: ", "Assistant: ", "Called ", "Result of ")
+
+
+def offline_summary(messages: list[dict[str, Any]]) -> str:
+    """A deterministic, extractive summary of a compaction request (agent/context.py `summary_request`): the memory
+    so far, then the first line of every part of each step folded in; the newest kept when it runs long."""
+    material = str(messages[-1].get("content") or "") if messages else ""
+    earlier, _, steps = material.partition("\n\nSteps ")
+    memory = earlier.partition(":\n")[2].strip().removeprefix(LABEL).strip()
+    lines = [] if not memory or memory == "(none yet)" else [memory]
+    for line in ("Steps " + steps).splitlines():
+        if line.startswith(_SUMMARY_KEEP):
+            lines.append(line[:200])
+    text = "\n".join(lines)
+    if len(text) > SUMMARY_CHARS:
+        text = "..." + text[-SUMMARY_CHARS:]
+    return text
+
+
 class OfflineChat:
     def complete(self, *, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Turn:
+        if not tools:  # a compaction's summary request
+            return Turn(model=MODEL_NAME, content=f"{LABEL} {offline_summary(messages)}", offline=True)
         by_name = {t["function"]["name"]: t["function"] for t in tools}
         turn = sum(1 for m in messages if m.get("role") == "assistant")
         plan = [self._list, self._analyse, self._write_report, self._finish]

@@ -8,6 +8,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from .bucket import task_prefix
 from .counters import Counters, status_index_key
 from .dynamo import from_item, json_text, task_key, to_item
 from .records import StepRecord, TaskState
@@ -15,10 +16,28 @@ from .tasks import state_from_item
 
 BY_REF = "ByRef"
 _JSON_FIELDS = ("additional_input", "artifacts", "additional_output", "messages")
+# The task's memory (agent/context.py): the summary of its older steps, in an item of its own that sorts after
+# every step and before the task item, so that one Query (newest first) reads the task, its memory and its latest
+# steps. Step pages (STEP#000001..) never reach it; deleting the task removes it with the rest.
+MEMORY_SK = "STEP#~MEMORY"
 
 
 def _step_sk(seq: int) -> str:
     return f"STEP#{seq:06d}"
+
+
+def step_object_key(task_id: str, step_id: str) -> str:
+    """Where a step keeps what is too large for its item (a long tool argument, say): under the task's prefix, so
+    deleting the task deletes it, and outside its artifacts (no artifact id matches `steps`)."""
+    return f"{task_prefix(task_id)}steps/{step_id}/messages.json"
+
+
+def _memory_item(task_id: str, memory: dict[str, Any], modified_at: str) -> dict[str, Any]:
+    return {
+        "PK": {"S": f"TASK#{task_id}"},
+        "SK": {"S": MEMORY_SK},
+        **to_item({"memory": json_text(memory), "modified_at": modified_at}),
+    }
 
 
 def _step_item(step: StepRecord) -> dict[str, Any]:
@@ -56,9 +75,32 @@ class StepItems(Counters):
             for item in page["Items"]:
                 if item["SK"]["S"] == "TASK":
                     state = state_from_item(item)
-                else:
+                elif item["SK"]["S"] != MEMORY_SK:
                     steps.append(_step_from_item(item))
         return state, steps
+
+    def load_for_step(
+        self, task_id: str, latest: int
+    ) -> tuple[TaskState | None, dict[str, Any] | None, list[StepRecord]]:
+        """The task item, its memory and its `latest` newest steps (oldest first), in one Query read newest first:
+        a step reads what it uses, however long the task has run."""
+        state, memory, steps = None, None, list[StepRecord]()
+        request = {
+            "TableName": self.name,
+            "ConsistentRead": True,
+            "ScanIndexForward": False,
+            "Limit": latest + 2,
+            "KeyConditionExpression": "PK = :pk AND SK BETWEEN :first AND :task",
+            "ExpressionAttributeValues": to_item({":pk": f"TASK#{task_id}", ":first": "STEP#", ":task": "TASK"}),
+        }
+        for item in self.client.query(**request)["Items"]:
+            if item["SK"]["S"] == "TASK":
+                state = state_from_item(item)
+            elif item["SK"]["S"] == MEMORY_SK:
+                memory = json.loads(from_item(item).get("memory") or "{}")
+            elif len(steps) < latest:
+                steps.append(_step_from_item(item))
+        return state, memory, steps[::-1]
 
     def start_step(
         self,
@@ -127,9 +169,11 @@ class StepItems(Counters):
         new_status: str,
         tokens: int,
         cost_usd: float,
+        memory: dict[str, Any] | None = None,
     ) -> None:
-        """Stores the finished step, releases the lease and adds the spend to the task and the agent, together.
-        Conflict when the lease is no longer ours or the task's status is no longer `old_status` (a run ended)."""
+        """Stores the finished step, releases the lease and adds the spend to the task and the agent, together, with
+        the task's new memory when the step compacted it. Conflict when the lease is no longer ours or the task's
+        status is no longer `old_status` (a run ended)."""
         cost = Decimal(str(cost_usd))
         values = {
             ":lease": lease_id,
@@ -157,6 +201,11 @@ class StepItems(Counters):
                     }
                 },
                 *self.count_task(step.task_id, task_created_at, moves, spend, owner=task_owner),
+                *(
+                    [{"Put": {"TableName": self.name, "Item": _memory_item(step.task_id, memory, step.modified_at)}}]
+                    if memory is not None
+                    else []
+                ),
             ]
         )
 
