@@ -35,6 +35,7 @@ from .dynamo import POOL, Table, from_item
 # an index shard's counts are those of its counter shards); docs/scaling.md has the arithmetic and the migration.
 LIMITS_KEY = {"PK": {"S": "AGENT"}, "SK": {"S": "COUNTERS"}}
 _FIRST_MINUTES = 16  # minute items read per shard in a page's first round (then 4 times as many each round)
+_MINUTES_A_DAY = 1440  # unsharded, a day's minutes are one Query (at most 94 KB of count items)
 ALL = "all"  # the label of counts over every status
 
 
@@ -220,7 +221,7 @@ class Counters(Table):
         cursors: dict[int, dict[str, Any] | None] = dict.fromkeys(shards)  # shard -> where its next Query starts
         furthest: dict[int, str] = {}  # shard -> the minute furthest from the start read from it so far
         found: dict[str, dict[int, int]] = defaultdict(dict)
-        batch = _FIRST_MINUTES
+        batch = _FIRST_MINUTES if counter_shards() > 1 else _MINUTES_A_DAY
 
         def read(shard: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
             start = cursors[shard]
