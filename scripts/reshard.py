@@ -46,19 +46,6 @@ def reshard() -> dict[str, int]:
     """Rewrites the table for the shard settings in the environment; returns what it changed."""
     from agent_core import aws
     from agent_core.config import get_settings
-    from agent_core.storage.counters import (
-        ALL,
-        counter_shard,
-        created_index_key,
-        day_key,
-        day_of,
-        minute_key,
-        minute_of,
-        scope_of,
-        shard_key,
-        status_index_key,
-    )
-    from agent_core.storage.dynamo import from_item
 
     client, table = aws.client("dynamodb"), get_settings().table_name
     tasks: dict[str, dict[str, Any]] = {}
@@ -72,8 +59,18 @@ def reshard() -> dict[str, int]:
             owned[pk.removeprefix("TASK#")] = item
         elif pk.startswith("COUNTERS"):
             old_counts.append(item)
+    moved = _move_index_keys(client, table, tasks, owned)
+    made = _rebuild_counts(client, table, tasks, old_counts)
+    return {"tasks": len(tasks), "index_keys_moved": moved, "count_items": made, "old_count_items": len(old_counts)}
 
-    # The index keys: the task item's agent-wide ones, its list item's per owner
+
+def _move_index_keys(
+    client: Any, table: str, tasks: dict[str, dict[str, Any]], owned: dict[str, dict[str, Any]]
+) -> int:
+    """The task item's agent-wide index keys, and its list item's per owner, for the index shards now set."""
+    from agent_core.storage.counters import created_index_key, scope_of, status_index_key
+    from agent_core.storage.dynamo import from_item
+
     moved = 0
     for task_id, item in tasks.items():
         plain = from_item(item)
@@ -91,14 +88,24 @@ def reshard() -> dict[str, int]:
                 ExpressionAttributeValues={":g1": {"S": want["GSI1PK"]}, ":g2": {"S": want["GSI2PK"]}},
             )
             moved += 1
+    return moved
 
-    # The counts: the spend they held, per scope ("" agent-wide, "@<client>"), then every count anew
-    spend: dict[str, Counter[str]] = defaultdict(Counter)
-    for item in old_counts:
-        plain = from_item(item)
-        if plain["SK"] == "COUNTERS":
-            scope = plain["PK"].removeprefix("COUNTERS").rsplit("#", 1)[0]
-            spend[scope].update({k: plain[k] for k in _SPEND if k in plain})
+
+def _rebuild_counts(client: Any, table: str, tasks: dict[str, dict[str, Any]], old_counts: list[dict[str, Any]]) -> int:
+    """Every count anew from the tasks, per scope ("" agent-wide, "@<client>"), with the spend the old counts held;
+    returns how many count items were written."""
+    from agent_core.storage.counters import (
+        ALL,
+        counter_shard,
+        day_key,
+        day_of,
+        minute_key,
+        minute_of,
+        scope_of,
+        shard_key,
+    )
+    from agent_core.storage.dynamo import from_item
+
     totals: dict[str, Counter[str]] = defaultdict(Counter)  # a key, as text -> its counts
     keys: dict[str, dict[str, Any]] = {}
 
@@ -107,6 +114,10 @@ def reshard() -> dict[str, int]:
         keys[name] = key
         totals[name].update(counts)
 
+    for item in map(from_item, old_counts):
+        if item["SK"] == "COUNTERS":  # a shard's totals: its spend moves to shard 0 of its scope
+            scope = item["PK"].removeprefix("COUNTERS").rsplit("#", 1)[0]
+            count(shard_key(0, scope), {k: item[k] for k in _SPEND if k in item})
     for task_id, item in tasks.items():
         plain = from_item(item)
         created, status, shard = plain["created_at"], plain["status"], counter_shard(task_id)
@@ -115,8 +126,6 @@ def reshard() -> dict[str, int]:
             count(shard_key(shard, scope), {"tasks_total": 1, f"tasks_{status}": 1})
             count(day_key(shard, day, scope), {ALL: 1, status: 1})
             count(minute_key(shard, day, minute_of(created), scope), {ALL: 1, status: 1})
-    for scope, spent in spend.items():
-        count(shard_key(0, scope), dict(spent))
 
     _write(client, table, [{"DeleteRequest": {"Key": {"PK": i["PK"], "SK": i["SK"]}}} for i in old_counts])
     puts = []
@@ -124,7 +133,7 @@ def reshard() -> dict[str, int]:
         numbers = {k: {"N": str(Decimal(str(v)))} for k, v in counts.items() if v}
         puts.append({"PutRequest": {"Item": {**keys[name], **numbers}}})
     _write(client, table, puts)
-    return {"tasks": len(tasks), "index_keys_moved": moved, "count_items": len(puts), "old_count_items": len(old_counts)}
+    return len(puts)
 
 
 if __name__ == "__main__":
