@@ -52,21 +52,42 @@ def substitute(text: str, variables: dict[str, str]) -> str:
             return variables[name]
         if PARAMETERS.get(name, {}).get("Type") == "Number":
             return str(PARAMETERS[name]["Default"])
+        if name in ("StepsConcurrency", "SandboxConcurrency"):  # numbers where set (only then named: a condition)
+            return "10"
         return name
 
     return SUB_REF.sub(one, text)
 
 
-def dashboard(*, budget: bool) -> dict[str, Any]:
-    """The dashboard body as CloudFormation would hand it over, with OpenAIBudgetUsd set or left empty."""
-    text, variables = sub_parts(RESOURCES["OperationsDashboard"]["Properties"]["DashboardBody"])
-    resolved: dict[str, str] = {}
-    for name, value in variables.items():
+def resolved(value: Any, conditions: dict[str, bool]) -> str:
+    """A Sub or If (nested) as text, each If taken by `conditions`."""
+    if isinstance(value, str):
+        return value
+    if "Fn::If" in value:
         condition, when_true, when_false = value["Fn::If"]
-        assert condition == "HasBudget"
-        branch = when_true if budget else when_false
-        resolved[name] = substitute(*sub_parts(branch)) if isinstance(branch, dict) else branch
-    return json.loads(substitute(text, resolved))
+        return resolved(when_true if conditions[condition] else when_false, conditions)
+    text, variables = sub_parts(value)
+    return substitute(text, {name: resolved(v, conditions) for name, v in variables.items()})
+
+
+def dashboard(*, budget: bool, alarms: bool = True, waf: bool = True, reserved: bool = True) -> dict[str, Any]:
+    """The dashboard body as CloudFormation would hand it over: OpenAIBudgetUsd set or left empty, the alarms and
+    the web ACL on or off, the reserved concurrencies set or empty."""
+    conditions = {
+        "HasBudget": budget,
+        "AlarmsOn": alarms,
+        "WafOn": waf,
+        "SpendAlarmOn": budget and alarms,
+        "WafAlarmsOn": waf and alarms,
+        "HasStepsConcurrency": reserved,
+        "HasSandboxConcurrency": reserved,
+    }
+    return json.loads(resolved(RESOURCES["OperationsDashboard"]["Properties"]["DashboardBody"], conditions))
+
+
+def namespace_of(text: str) -> str:
+    """A metric namespace as the functions of the local stack emit it (the template's is per stack)."""
+    return text.strip('"').replace("AWS::StackName", "local")
 
 
 def value_of(dimension_value: Any) -> str:
@@ -108,7 +129,7 @@ def alarm_metrics(props: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]
     else:
         metrics = [m["MetricStat"]["Metric"] for m in props["Metrics"] if "MetricStat" in m]
     return [
-        (m["Namespace"], m["MetricName"], {d["Name"]: value_of(d["Value"]) for d in m.get("Dimensions", [])})
+        (value_of(m["Namespace"]), m["MetricName"], {d["Name"]: value_of(d["Value"]) for d in m.get("Dimensions", [])})
         for m in metrics
     ]
 
@@ -128,6 +149,8 @@ AWS_METRICS = {
     "AWS/DynamoDB": {"ReadThrottleEvents", "WriteThrottleEvents"},
     "AWS/SQS": {"ApproximateNumberOfMessagesVisible"},
 }
+# The rules' dead-letter queues and the queue of asynchronous invocations that failed after Lambda's retries.
+QUEUES = {f"{q}.QueueName" for q in dead_letter_queues()} | {"AsyncFailureQueue.QueueName"}
 ALL_METRICS = dashboard_metrics(dashboard(budget=True)) + [m for p in ALARMS.values() for m in alarm_metrics(p)]
 
 
@@ -143,26 +166,37 @@ def emf_record(api, monkeypatch, capsys) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("budget", [True, False], ids=["with-budget", "without-budget"])
-def test_the_dashboard_is_json_that_names_only_this_stack(budget: bool) -> None:
-    body = dashboard(budget=budget)  # every ${...} checked against the template on the way
+@pytest.mark.parametrize("alarms", [True, False], ids=["alarms", "no-alarms"])
+@pytest.mark.parametrize("waf", [True, False], ids=["waf", "no-waf"])
+@pytest.mark.parametrize("reserved", [True, False], ids=["reserved", "unreserved"])
+def test_the_dashboard_is_json_that_names_only_this_stack(
+    budget: bool, alarms: bool, waf: bool, reserved: bool
+) -> None:
+    body = dashboard(budget=budget, alarms=alarms, waf=waf, reserved=reserved)  # every ${...} checked on the way
 
     assert len(body["widgets"]) >= 10
     cost = next(w for w in body["widgets"] if "cost" in w["properties"].get("title", "").lower())
     assert len(cost["properties"]["annotations"]["horizontal"]) == (1 if budget else 0)
-    alarms = next(w for w in body["widgets"] if w["type"] == "alarm")["properties"]["alarms"]
-    expected = {f"{name}.Arn" for name, r in RESOURCES.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
-    assert set(alarms) == (expected if budget else {a for a in expected if a != "SpendAlarm.Arn"})
+    concurrency = next(w for w in body["widgets"] if "concurrency" in w["properties"].get("title", "").lower())
+    assert len(concurrency["properties"]["annotations"]["horizontal"]) == (2 if reserved else 0)
+    assert any("WAF" in w["properties"].get("title", "") for w in body["widgets"]) == waf
+    widgets = [w for w in body["widgets"] if w["type"] == "alarm"]
+    assert len(widgets) == int(alarms)
+    on = {"AlarmsOn": alarms, "SpendAlarmOn": alarms and budget, "WafAlarmsOn": alarms and waf}
+    expected = {f"{name}.Arn" for name, props in ALARMS.items() if on[RESOURCES[name]["Condition"]]}
+    assert {a for w in widgets for a in w["properties"]["alarms"]} == expected
 
 
 def test_the_dashboard_and_the_spend_alarm_read_the_metrics_a_real_step_emits(emf_record: dict[str, Any]) -> None:
     # Given the metrics, namespace and dimension sets of the line a step printed
     emitted = emf_record["_aws"]["CloudWatchMetrics"][0]
     namespace, names = emitted["Namespace"], {m["Name"] for m in emitted["Metrics"]}
+    assert namespace == "AgentProtocol/local"  # the stack's own (the local stack is "local")
     dimension_sets = [frozenset(d) for d in emitted["Dimensions"]]
     assert frozenset({"service"}) in dimension_sets  # all models in one series
 
     # Then every metric the dashboard and the alarms read there is one of them, under a full emitted dimension set
-    ours = [m for m in ALL_METRICS if m[0] == namespace]
+    ours = [m for m in ALL_METRICS if namespace_of(m[0]) == namespace]
     for _, name, dimensions in ours:
         assert name in names, name
         assert frozenset(dimensions) in dimension_sets, (name, dimensions)
@@ -174,19 +208,20 @@ def test_the_dashboard_and_the_spend_alarm_read_the_metrics_a_real_step_emits(em
         match = re.match(r"SEARCH\('\{([^}]*)\} MetricName=\"(\w+)\"", expression)
         assert match, expression
         schema = match.group(1).split(",")
-        if schema[0] == namespace:
+        if namespace_of(schema[0]) == namespace:
             assert frozenset(schema[1:]) in dimension_sets and match.group(2) in names, expression
     assert {"Steps", "StepErrors", "StepTokens", "StepCostUSD"} <= {name for _, name, _ in ours}
-    assert [(n, d) for ns, n, d in alarm_metrics(ALARMS["SpendAlarm"]) if ns == namespace] == [
+    assert [(n, d) for ns, n, d in alarm_metrics(ALARMS["SpendAlarm"]) if namespace_of(ns) == namespace] == [
         ("StepCostUSD", {"service": emf_record["service"]})
     ]
 
 
 def test_aws_metrics_name_this_stacks_resources() -> None:
     acl = TEMPLATE.of_type("AWS::WAFv2::WebACL")["RateLimitAcl"]
-    rule_metrics = {r["VisibilityConfig"]["MetricName"] for r in acl["Rules"]}
+    rule_metrics = {value_of(r["VisibilityConfig"]["MetricName"]) for r in acl["Rules"]}
     for namespace, name, dims in ALL_METRICS:
-        assert namespace == "AgentProtocol" or name in AWS_METRICS[namespace], (namespace, name)
+        ours = namespace.strip('"') == "AgentProtocol/AWS::StackName"
+        assert ours or name in AWS_METRICS[namespace], (namespace, name)
         if namespace == "AWS/Lambda":
             assert set(dims) == {"FunctionName"} and dims["FunctionName"] in FUNCTIONS
         elif namespace == "AWS/ApiGateway":  # SAM names a REST API without a Name after the stack
@@ -194,19 +229,19 @@ def test_aws_metrics_name_this_stacks_resources() -> None:
         elif namespace == "AWS/States":
             assert RESOURCES[dims["StateMachineArn"]]["Type"] == "AWS::Serverless::StateMachine"
         elif namespace == "AWS/WAFV2":
-            assert dims["WebACL"] == acl["VisibilityConfig"]["MetricName"] and dims["Region"] == "AWS::Region"
+            assert dims["WebACL"] == value_of(acl["VisibilityConfig"]["MetricName"]) and dims["Region"] == "AWS::Region"
             assert dims["Rule"] in rule_metrics
         elif namespace == "AWS/DynamoDB":
             assert RESOURCES[dims["TableName"]]["Type"] == "AWS::DynamoDB::Table"
         elif namespace == "AWS/SQS":
-            assert dims["QueueName"] in {f"{q}.QueueName" for q in dead_letter_queues()}
+            assert dims["QueueName"] in QUEUES
 
     # and the per-function widgets and per-rule widget leave nothing of the stack out
     board = dashboard_metrics(dashboard(budget=False))
     for metric in ("Errors", "Throttles", "ConcurrentExecutions"):
         assert {d["FunctionName"] for ns, n, d in board if n == metric} == set(FUNCTIONS), metric
     assert {d["Rule"] for ns, n, d in board if ns == "AWS/WAFV2"} == rule_metrics
-    assert {d["QueueName"] for ns, n, d in board if ns == "AWS/SQS"} == {f"{q}.QueueName" for q in dead_letter_queues()}
+    assert {d["QueueName"] for ns, n, d in board if ns == "AWS/SQS"} == QUEUES
     assert {n for ns, n, d in board if ns == "AWS/States"} >= {"ExecutionsFailed", "ExecutionsTimedOut"}
 
 
@@ -215,21 +250,21 @@ def test_the_alarms_watch_what_operations_needs() -> None:
         return alarm_metrics(ALARMS[alarm])
 
     rate_rules = [
-        r["VisibilityConfig"]["MetricName"]
+        value_of(r["VisibilityConfig"]["MetricName"])
         for r in TEMPLATE.of_type("AWS::WAFv2::WebACL")["RateLimitAcl"]["Rules"]
         if "RateBasedStatement" in r["Statement"]
     ]
 
     assert {n for _, n, _ in metrics("ServerErrorsAlarm")} == {"5XXError", "Count"}
     assert "/ requests" in ALARMS["ServerErrorsAlarm"]["Metrics"][-1]["Expression"]
-    # every function's throttles but the authorizer's (an alarm reads at most 10 metrics): a throttled authorizer
-    # answers 500, which the 5xx alarm counts
+    # every function's throttles but the authorizer's and the reclaimer's (an alarm reads at most 10 metrics): a
+    # throttled authorizer answers 500, which the 5xx alarm counts; a throttled reclaimer runs again 5 minutes later
     throttled = {d["FunctionName"] for _, n, d in metrics("LambdaThrottlesAlarm") if n == "Throttles"}
     assert len(ALARMS["LambdaThrottlesAlarm"]["Metrics"]) <= 10
-    assert throttled == set(FUNCTIONS) - {"AuthorizerFunction"}
+    assert throttled == set(FUNCTIONS) - {"AuthorizerFunction", "ReclaimerFunction"}
     throttles = ALARMS["LambdaThrottlesAlarm"]["Metrics"]
     assert all(f"FILL({m['Id']}, 0)" in throttles[-1]["Expression"] for m in throttles[:-1])  # all summed
-    assert RESOURCES["SpendAlarm"]["Condition"] == "HasBudget"
+    assert RESOURCES["SpendAlarm"]["Condition"] == "SpendAlarmOn"
     assert "${OpenAIBudgetUsd}" in ALARMS["SpendAlarm"]["Metrics"][-1]["Expression"]["Fn::Sub"]
     # every rate rule's blocks (per key, wherever sent, and per address), summed
     assert [d["Rule"] for _, _, d in metrics("RateLimitBlocksAlarm")] == rate_rules and len(rate_rules) == 4
@@ -237,7 +272,7 @@ def test_the_alarms_watch_what_operations_needs() -> None:
     assert all(f"FILL({m['Id']}, 0)" in blocked[-1]["Expression"] for m in blocked[:-1])
     assert {n for _, n, _ in metrics("RunsFailingAlarm")} == {"ExecutionsFailed", "ExecutionsTimedOut"}
     dead_letters = {d["QueueName"] for p in ALARMS.values() for ns, _, d in alarm_metrics(p) if ns == "AWS/SQS"}
-    assert dead_letters == {f"{q}.QueueName" for q in dead_letter_queues()} and len(dead_letters) == 2
+    assert dead_letters == QUEUES and len(dead_letters) == 3
     for props in ALARMS.values():
         threshold = props["Threshold"]
         if isinstance(threshold, dict):  # a parameter, with a default
@@ -265,7 +300,7 @@ def test_the_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use() -> None:
     assert [g["Principal"]["Service"] for g in grants] == ["cloudwatch.amazonaws.com"]
     assert set(grants[0]["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
     assert grants[0]["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"].endswith(":alarm:${AWS::StackName}-*")
-    assert subscription["Condition"] == "HasAlarmEmail" and subscription["Properties"]["Endpoint"] == {
+    assert subscription["Condition"] == "AlarmEmailOn" and subscription["Properties"]["Endpoint"] == {
         "Ref": "AlarmEmail"
     }
     assert TEMPLATE.doc["Conditions"]["HasAlarmEmail"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}

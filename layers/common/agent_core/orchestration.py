@@ -49,3 +49,14 @@ def status(run_id: str) -> str | None:
         return str(client.describe_execution(executionArn=execution_arn(run_id))["status"])
     except client.exceptions.ExecutionDoesNotExist:
         return None
+
+
+def describe(run_id: str) -> dict[str, Any] | None:
+    """The run's execution as Step Functions describes it (name, status, input, output, error, cause: the fields of
+    its "Execution Status Change" event's detail); None when there is no such execution."""
+    client = aws.client("stepfunctions")
+    try:
+        execution = client.describe_execution(executionArn=execution_arn(run_id))
+    except client.exceptions.ExecutionDoesNotExist:
+        return None
+    return {k: execution[k] for k in ("name", "status", "input", "output", "error", "cause") if k in execution}

@@ -18,6 +18,7 @@ import math
 import time
 import uuid
 from dataclasses import replace
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -256,6 +257,32 @@ def on_execution_status(detail: dict[str, Any]) -> None:
         end_run(state, state.run, status=final, reason=reason)
     else:  # ended already (cancelled, handed over by a restart), or its task deleted: only the slot may be left
         store().release(run_id)
+
+
+def reclaim_slots(*, grace_s: int, now: datetime | None = None) -> list[str]:
+    """Gives back every slot whose run's execution has ended, through the same path as the execution's own status
+    event (`on_execution_status`, then `end_run`): an end whose event was lost (run_events failing after its retries,
+    an event not delivered) leaks no slot. A slot whose execution does not exist is a run that never started (its
+    start failed after the slot was taken): given back once it is `grace_s` old, so a run starting now is left alone.
+    Returns the run ids whose slots were given back."""
+    now = now or datetime.now(UTC)
+    reclaimed = []
+    for slot in store().held_slots():
+        run_id = str(slot["SK"]).removeprefix("RUN#")
+        detail = orchestration.describe(run_id)
+        if detail is None:
+            started = datetime.fromisoformat(str(slot.get("started_at") or now.isoformat()).replace("Z", "+00:00"))
+            if (now - started).total_seconds() < grace_s:
+                continue
+            cause = "the run's execution never started"
+            detail = {"name": run_id, "status": "FAILED", "error": "ExecutionNotFound", "cause": cause}
+            detail["input"] = json.dumps({"task_id": slot.get("task_id")})
+        elif detail.get("status") not in _TERMINAL:
+            continue
+        logger.warning("reclaiming the slot of an ended run", extra={"run_id": run_id, "status": detail["status"]})
+        on_execution_status(detail)
+        reclaimed.append(run_id)
+    return reclaimed
 
 
 def _outcome(status: str, detail: dict[str, Any], state: TaskState) -> tuple[RunStatus, str | None]:
