@@ -54,6 +54,7 @@ template-lint: $(TOOLS)/.installed
 sam-build: $(TOOLS)/.installed
 	rm -rf .aws-sam/ci-build
 	$(TOOLS)/bin/sam build --build-dir .aws-sam/ci-build --cache-dir .aws-sam/ci-cache >/dev/null
+	$(TOOLS)/bin/python scripts/check_layer_arch.py .aws-sam/ci-build/CommonLayer
 	@echo "sam build: ok"
 
 unit: $(VENV)/.installed sandbox-tools browser-tools
