@@ -87,7 +87,7 @@ def _isolation() -> str:
         return f"REFUSES to run code: {why}"
     if isolation.name == "none":
         return "NOT ISOLATED (SANDBOX_ISOLATION=none): the agent's code can read and change what this user can"
-    return f"isolated by {isolation.name} (SANDBOX_ISOLATION)"
+    return f"isolated by {isolation.name} (SANDBOX_ISOLATION); {isolation.bounds()}"
 
 
 def main() -> None:
