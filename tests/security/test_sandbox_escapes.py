@@ -111,7 +111,8 @@ def by_task_input(api: Any, model_api: FakeModelAPI, codes: dict[str, str]) -> d
     """A task per input; the model answers each task's step with run_python on that input's code."""
 
     def script(request: dict[str, Any]) -> Any:
-        return completion(tool_call("run_python", {"code": codes[request["messages"][1]["content"]]}))
+        task_input = request["messages"][1]["content"].split("\n\n")[0]  # the input, before the list of its files
+        return completion(tool_call("run_python", {"code": codes[task_input]}))
 
     model_api.side_effect = script
     return {name: api("POST", "/tasks", json_body={"input": name}).json()["task_id"] for name in codes}
