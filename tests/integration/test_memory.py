@@ -103,3 +103,30 @@ def test_a_step_that_writes_600_kb_is_stored_whole_and_read_back(api, model_api:
     args = json.loads(next(m for m in sent if m.get("tool_calls"))["tool_calls"][0]["function"]["arguments"])
     assert args["path"] == "data/huge.txt" and len(args["content"]) < 100_000
     assert all(not k.startswith("_") for m in sent for k in m)
+
+
+def test_a_run_that_compacts_mid_way_finishes(api, small_budget: FakeModelAPI) -> None:
+    """A run on Step Functions whose steps read large files: it summarises part-way, within its budget, and ends
+    completed with every step stored."""
+    from tests.integration.test_runs import FINISH, Runs
+
+    model_api, steps, reads = small_budget, list[int](), 30
+    reader = long_task_model(steps)
+    model_api.side_effect = lambda body: FINISH if "tools" in body and len(steps) >= reads else reader(body)
+    runs = Runs(api)
+    task_id = runs.task()
+    for n in range(1, reads + 1):
+        head = (FACT + "\n") if n == 1 else f"MARK-{n}\n"
+        artifacts.write_agent_file(task_id, f"data/log-{n}.txt", (head + "y" * 7_900).encode(), "text/plain", None)
+
+    assert runs.start(task_id, max_steps=reads + 5).status == 202
+    ended = runs.wait_ended(task_id)
+    runs.settle()
+
+    assert ended["status"] == "completed", ended
+    stored = runs.steps(task_id)
+    assert len(stored) == reads + 1 and stored[-1]["is_last"]
+    contexts = [s["additional_output"]["context"] for s in stored]
+    assert all(c["estimated_tokens"] <= c["budget_tokens"] == 6000 for c in contexts)
+    assert any(c["tier"] == "summary" for c in contexts)  # it compacted part-way
+    assert "ZEBRA-77" in json.dumps([r for r in model_api.requests if "tools" in r][-1]["messages"])
