@@ -34,8 +34,8 @@ def _tag(loader: _CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
         value = loader.construct_sequence(node, deep=True)
     else:
         value = loader.construct_mapping(node, deep=True)
-    if suffix == "Ref":
-        return {"Ref": value}
+    if suffix in ("Ref", "Condition"):  # the two long forms without "Fn::"
+        return {suffix: value}
     if suffix == "GetAtt" and isinstance(value, str):
         value = value.split(".", 1)
     return {f"Fn::{suffix}": value}

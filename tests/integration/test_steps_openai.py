@@ -283,7 +283,7 @@ def test_step_publishes_its_usage_as_embedded_metrics(api, model_api, monkeypatc
 
     assert len(records) == 1
     record = records[0]
-    assert record["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "AgentProtocol"
+    assert record["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "AgentProtocol/local"  # per stack: the local one
     assert record["model"] == "gpt-4o-mini" and record["Steps"] == [1.0] and record["StepErrors"] == [0.0]
     assert record["StepTokens"] == [1100.0] and record["ToolCalls"] == [1.0]
 
