@@ -23,7 +23,7 @@ from agent_core import auth
 from agent_core.api import language
 from agent_core.errors import MethodNotAllowed, localized_envelope
 
-from . import apigw
+from . import apigw, console
 from .template import Route, Template
 from .websocket import CONNECTIONS_PATH, WebSockets, websocket_route
 
@@ -147,7 +147,9 @@ class Gateway:
             return
         request = Request(scope, receive)
         managed = CONNECTIONS_PATH.match(request.url.path)
-        if managed and self.websockets is not None:  # the management API: not the public one, not rate limited
+        if (page := console.serve(request)) is not None:  # the web console's files at /console/, before the API
+            response = page
+        elif managed and self.websockets is not None:  # the management API: not the public one, not rate limited
             response = await self.websockets.manage(request, managed.group("connection_id"))
         else:
             response = await self.handle(request)
