@@ -7,7 +7,7 @@ PORT ?= 8000
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: dev test lint typecheck template-lint sam-build unit bench clean sandbox-tools browser-tools openapi
+.PHONY: dev test lint typecheck template-lint sam-build unit bench clean sandbox-tools browser-tools openapi console
 
 $(VENV)/.installed: requirements-dev.txt layers/common/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,18 @@ sandbox-tools:
 browser-tools:
 	@sh scripts/install_chromium.sh
 
-## dev: install, then serve every route group on http://localhost:$(PORT)/ap/v1/agent over an embedded moto
-dev: $(VENV)/.installed sandbox-tools
+## console: build the web console (console/dist, served at /console/) with its pinned packages (npm ci), when changed
+console: console/dist/index.html
+
+console/node_modules/.installed: console/package.json console/package-lock.json
+	cd console && npm ci --no-audit --no-fund
+	touch $@
+
+console/dist/index.html: console/node_modules/.installed $(wildcard console/src/*) console/build.mjs console/tsconfig.json clients/js/src/index.ts
+	cd console && npm run build
+
+## dev: install, then serve every route group on http://localhost:$(PORT)/ap/v1/agent (the console at /console/)
+dev: $(VENV)/.installed sandbox-tools console
 	$(PY) -m devserver --port $(PORT)
 
 ## test: every check CI runs: ruff, mypy, the template checks, sam build, pytest
@@ -57,7 +67,7 @@ sam-build: $(TOOLS)/.installed
 	$(TOOLS)/bin/python scripts/check_layer_arch.py .aws-sam/ci-build/CommonLayer
 	@echo "sam build: ok"
 
-unit: $(VENV)/.installed sandbox-tools browser-tools
+unit: $(VENV)/.installed sandbox-tools browser-tools console
 	$(VENV)/bin/pytest -q
 
 ## bench: print the benchmarks' figures (not a test): tables only, no metric or log lines of the code they run
@@ -80,4 +90,4 @@ openapi: $(VENV)/.installed
 	$(PY) scripts/openapi.py
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .venv-compat .aws-sam .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .venv-compat .aws-sam .pytest_cache .ruff_cache console/node_modules console/dist
