@@ -50,7 +50,7 @@ const en = {
   result: "Result",
   tokens: "{0} tokens",
   cost: "${0}",
-  toolCalls: "Tool calls",
+  toolCalls: "Tool call",
   taskFiles: "Files",
   noFiles: "No files yet.",
   upload: "Upload",

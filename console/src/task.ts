@@ -31,7 +31,7 @@ export async function taskView(root: HTMLElement, signal: AbortSignal, taskId: s
   if (signal.aborted) return;
 
   const statusBadge = h("span", { id: "task-status", class: `badge badge-${task.status}` }, statusWord(task.status));
-  const progress = h("progress", { id: "task-progress", max: 1, value: task.status === "completed" ? 1 : 0, "aria-label": t("progress") });
+  const progress = h("progress", { id: "task-progress", max: 1, value: task.status === "completed" ? 1 : 0 });
   const liveState = h("span", { class: "live-state", "aria-live": "polite" });
   const said = h("p", { class: "said", role: "status" });
   const runButton = h("button", { type: "button" }, t("run"));
@@ -49,6 +49,7 @@ export async function taskView(root: HTMLElement, signal: AbortSignal, taskId: s
     statusBadge.textContent = statusWord(next);
     if (fraction !== undefined) progress.value = fraction;
     else if (next === "completed") progress.value = 1;
+    if ((next === "completed" || next === "failed") && said.textContent === t("runStarted")) said.textContent = "";
     const busy = next === "running";
     runButton.disabled = busy;
     cancelButton.disabled = !busy;
@@ -169,7 +170,7 @@ export async function taskView(root: HTMLElement, signal: AbortSignal, taskId: s
       { class: "card", "aria-labelledby": "task-title" },
       h("h2", { id: "task-title", class: "task-input", tabindex: -1 }, task.input),
       h("p", { class: "meta" }, statusBadge, " ", liveState, " · ", when(task.createdAt), " · ", h("code", {}, task.taskId)),
-      h("div", { class: "progress-row" }, h("span", { "aria-hidden": "true" }, t("progress")), progress),
+      h("div", { class: "progress-row" }, h("label", { for: "task-progress" }, t("progress")), progress),
       h("div", { class: "actions" }, runButton, cancelButton),
       said,
       stepForm,
