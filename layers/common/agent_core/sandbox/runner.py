@@ -1,6 +1,11 @@
 """The sandbox function's work for one request: a fresh run directory, the files staged, the child run under the
-chosen isolation, output/ collected within bounds, and the directory removed. Never raises for what the code did:
-whatever goes wrong is said in the result."""
+chosen isolation, output/ collected within bounds, and the directory moved aside to be removed after the answer.
+Never raises for what the code did: whatever goes wrong is said in the result.
+
+What the step waits for cleanup is bounded: the run's tree is moved aside (one rename) before the answer and removed
+after it, in a background thread where the process goes on after answering (the dev server, tests); on Lambda, whose
+environment is frozen once it has answered, the end of the invocation removes what it can within END_CLEANUP_S and
+the start of the next within START_CLEANUP_S, leaving the rest for the one after."""
 
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..config import get_settings
-from .cleanup import remove_tree
+from . import cleanup
 from .isolation import Isolation, RunDir, choose
 from .process import Captured, run_child
 from .protocol import (
@@ -36,6 +41,9 @@ log = logging.getLogger(__name__)
 # Reading output/ gets this long after the child ends; the invocation keeps this much more for the rest.
 COLLECT_S = 3.0
 MARGIN_S = 1.0
+# Tree removal on Lambda before the answer, and at the start of the next invocation before its code runs.
+END_CLEANUP_S = 0.1
+START_CLEANUP_S = 0.5
 
 
 def handle(event: Any, *, seconds_left: float | None = None) -> dict[str, Any]:
@@ -55,11 +63,13 @@ def run(
     why = isolation.unavailable()
     if why is not None:
         return SandboxResult(error=why)
+    deadline = None if seconds_left is None else time.monotonic() + seconds_left
     limits = request.limits.within(SandboxLimits.from_settings(settings))
-    if seconds_left is not None:  # the invocation's own deadline comes first
-        timeout = max(1.0, min(limits.timeout_s, seconds_left - COLLECT_S - MARGIN_S))
-        limits = limits.model_copy(update={"timeout_s": timeout})
-    isolation.start_invocation()
+    with cleanup.removal_budget(START_CLEANUP_S):
+        isolation.start_invocation()
+    if deadline is not None:  # the invocation's own deadline comes first, less what its start and end may take
+        left = deadline - time.monotonic() - COLLECT_S - MARGIN_S - END_CLEANUP_S - 2 * cleanup.SWEEP_S
+        limits = limits.model_copy(update={"timeout_s": max(1.0, min(limits.timeout_s, left))})
     try:
         run = RunDir(Path(tempfile.mkdtemp(prefix="run_python-")))
         # Held from before the code runs: where the code can reach the run directory's path (the function
@@ -70,7 +80,8 @@ def run(
         finally:
             os.close(root)
     finally:
-        isolation.end_invocation()
+        with cleanup.removal_budget(END_CLEANUP_S):
+            isolation.end_invocation()
 
 
 def _run_in(
@@ -115,10 +126,21 @@ def _run_in(
         result.skipped_outputs = stopped + collected.skipped + more
         return result
     finally:
-        try:
-            remove_tree(run.root)
-        except Exception:  # the next invocation's clean start (on AWS) or the OS's temp cleaning takes the rest
-            log.exception("could not remove %s", run.root)
+        _put_aside(run.root, in_background=isolation.name != "lambda")
+
+
+def _put_aside(root: Path, *, in_background: bool) -> None:
+    """The run's tree out of the way before the answer, removed after it; never raises. On Lambda nothing runs after
+    the answer: the invocation's end empties /tmp (the graveyard with it) within its budget, the next start the rest."""
+    try:
+        graveyard = cleanup.bury(root)
+        if graveyard is None:  # could not be moved: removed here, within the budget of the end of the invocation
+            with cleanup.removal_budget(END_CLEANUP_S):
+                cleanup.remove_tree(root)
+        elif in_background:
+            cleanup.remove_later(graveyard)
+    except Exception:  # the next invocation's clean start (on AWS) or the OS's temp cleaning takes the rest
+        log.exception("could not remove %s", root)
 
 
 def _stream(captured: Captured) -> Stream:
