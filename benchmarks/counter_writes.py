@@ -72,7 +72,9 @@ def measure(minutes: int, days: int) -> dict[str, float]:
             task = TaskRecord(next(ids), "sized", {}, "created", created, created)
             table.create_task(task)
             for old, new in pairwise(LIFE):
-                table.set_task_status(task.task_id, old=old, new=new, modified_at=created, created_at=created, owner=None)
+                table.set_task_status(
+                    task.task_id, old=old, new=new, modified_at=created, created_at=created, owner=None
+                )
         request = {"TableName": table.name, "KeyConditionExpression": "PK = :pk"}
         items = {
             pk: [item for page in table.pages(request | {"ExpressionAttributeValues": {":pk": {"S": pk}}})

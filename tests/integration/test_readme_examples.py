@@ -76,7 +76,13 @@ def test_example_runs_as_written(live_server: str, tmp_path: Path, page: str, li
         ["bash", "-c", script],
         cwd=tmp_path,
         # The operator's key the keys examples send (the dev server here is open: any key passes).
-        env={"PATH": "/usr/bin:/bin", "TASK_ID": task_id, "STEP_ID": step_id, "HOME": str(tmp_path), "ADMIN_API_KEY": "adm"},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "TASK_ID": task_id,
+            "STEP_ID": step_id,
+            "HOME": str(tmp_path),
+            "ADMIN_API_KEY": "adm",
+        },
         capture_output=True,
         text=True,
         timeout=120,
