@@ -160,9 +160,9 @@ def test_the_command_lines_keys_commands(server: str, operator: AutoGPTClient) -
     assert refused.exit_code == 9 and "refused (unknown or revoked)" in refused.stderr
 
 
-def test_the_javascript_client_sends_the_key_and_its_websockets_the_token(server: str, operator: AutoGPTClient) -> None:
-    built = subprocess.run(["npm", "run", "build"], cwd=JS, capture_output=True, text=True, timeout=300)
-    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+def test_the_javascript_client_sends_the_key_and_its_websockets_the_token(
+    server: str, operator: AutoGPTClient, js_client: Path
+) -> None:
     key = operator.create_key("js")
     script = """
         import { AutoGPTClient } from "./dist/esm/index.js";

@@ -18,13 +18,9 @@ def npm(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     return subprocess.run(["npm", *args], cwd=JS, capture_output=True, text=True, timeout=600, env=env)
 
 
-@pytest.fixture(scope="module")
-def built() -> Path:
-    installed = npm("ci", "--no-audit", "--no-fund")
-    assert installed.returncode == 0, installed.stderr[-2000:]
-    done = npm("run", "build")
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    return JS / "dist"
+@pytest.fixture
+def built(js_client: Path) -> Path:
+    return js_client / "dist"
 
 
 def against(live_server: str) -> dict[str, str]:

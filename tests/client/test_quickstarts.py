@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-
-from tests.tools import require
 
 pytestmark = pytest.mark.http
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,16 +81,6 @@ def test_the_python_quick_start_runs_as_written(live_server: str, http: httpx.Cl
     assert done.stdout.splitlines()[0] == "data/sales.csv", done.stdout
     assert re.search(r"^completed 1(\.0)? ", done.stdout, re.M), done.stdout  # the watch saw the task end
     check_the_task(http, the_quick_starts_task(http, before), done.stdout)
-
-
-@pytest.fixture(scope="module")
-def js_client() -> Path:
-    """clients/js installed and built with npm, as the README says (and as tests/client/test_js_client.py does)."""
-    require(None if shutil.which("node") and shutil.which("npm") else "no node and npm here (the JS client needs them)")
-    for args in (["ci", "--no-audit", "--no-fund"], ["run", "build"]):
-        done = subprocess.run(["npm", *args], cwd=JS, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, f"npm {' '.join(args)}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
-    return JS
 
 
 def test_the_javascript_quick_start_runs_as_written(

@@ -108,8 +108,12 @@ try {
     const row = page.getByRole("link", { name: input });
     await row.waitFor(T);
     const totals = await page.locator(".totals").innerText();
+    // The dev server is shared with other tests: failed tasks may exist. The filter hides ours, shows only failed.
     await page.getByLabel("Status", { exact: true }).selectOption("failed");
-    await page.getByText("No tasks yet.").waitFor(T);
+    await row.waitFor({ ...T, state: "detached" });
+    await page.getByText("No tasks yet.").or(page.locator("ul.tasks .badge-failed").first()).waitFor(T);
+    const others = await page.locator("ul.tasks .badge:not(.badge-failed)").count();
+    if (others) throw new Error(`the failed filter shows ${others} tasks of another status`);
     await page.getByLabel("Status", { exact: true }).selectOption("completed");
     await row.waitFor(T);
     return { totals };

@@ -246,11 +246,17 @@ def environment(request: pytest.FixtureRequest) -> Iterator[Environment]:
     python = sys.executable
     pyenv = os.path.realpath(sys.base_prefix)
     binds = ["--dev-bind", "/", "/", "--perms", "1777", "--tmpfs", "/tmp"]
+
+    def show(path: str, top: str) -> list[str]:
+        """`path` bound again inside `top`, a tmpfs hiding it, with the directories on the way traversable (bwrap
+        would make them 0700)."""
+        parents = [str(p) for p in reversed(Path(path).parents) if p.is_relative_to(top) and str(p) != top]
+        return [a for p in parents for a in ("--perms", "0755", "--dir", p)] + ["--ro-bind", path, path]
+
     if pyenv.startswith("/root/"):  # root's home is 0700: the interpreter is shown to the user, and nothing else
-        binds += ["--perms", "0755", "--tmpfs", "/root"]
-        for parent in reversed(Path(pyenv).parents[:-2]):  # bwrap would make them 0700
-            binds += ["--perms", "0755", "--dir", str(parent)]
-        binds += ["--ro-bind", pyenv, pyenv]
+        binds += ["--perms", "0755", "--tmpfs", "/root", *show(pyenv, "/root")]
+    if ROOT.is_relative_to("/tmp"):  # a checkout in /tmp (its venv too) stays visible under the fresh /tmp
+        binds += show(str(ROOT), "/tmp")
     harness = ["bwrap", *binds, "--unshare-pid", "--proc", "/proc", "--die-with-parent", "--"]
     host = [python, "-c", HOST]
     if request.param == "init's grandchild":

@@ -300,7 +300,10 @@ KeyId = Annotated[str, Field(pattern=r"^[0-9a-f]{16}$", description="A client ke
 class KeyRequestBody(_Request):
     name: str = Field(min_length=1, max_length=100, description="Who the key is for (shown in lists, never secret)")
     budget_usd: float | None = Field(
-        default=None, gt=0, le=1_000_000, description="The client's own OpenAI budget: its steps get 429 beyond it"
+        default=None,
+        ge=0.000001,  # a millionth of a dollar at least: DynamoDB stores no number below 1e-130
+        le=1_000_000,
+        description="The client's own OpenAI budget: its steps get 429 beyond it",
     )
 
     @field_validator("name")
