@@ -65,6 +65,7 @@ sam-build: $(TOOLS)/.installed
 	rm -rf .aws-sam/ci-build
 	$(TOOLS)/bin/sam build --build-dir .aws-sam/ci-build --cache-dir .aws-sam/ci-cache >/dev/null
 	$(TOOLS)/bin/python scripts/check_layer_arch.py .aws-sam/ci-build/CommonLayer
+	test -f .aws-sam/ci-build/ConsoleFunction/static/index.html  # the console built into its function (makefile)
 	@echo "sam build: ok"
 
 unit: $(VENV)/.installed sandbox-tools browser-tools console

@@ -28,6 +28,7 @@ def build(rate_limit_per_minute: int | None = None):
         os.environ["ADMIN_API_KEY"] = "adm-" + secrets.token_urlsafe(24)
         print(f"ADMIN_API_KEY was not set: the operator's key for this run is {os.environ['ADMIN_API_KEY']}")
     os.environ["ADMIN_API_KEY_SECRET"] = ""
+    os.environ["CONSOLE_WEBSOCKET_URL"] = ""  # the console's live channels are this server's own, as its API is
     for key, value in template.environment().items():
         os.environ.setdefault(key, value)  # the caller's environment wins (OPENAI_API_KEY, limits, ...)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")

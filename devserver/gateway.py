@@ -23,7 +23,7 @@ from agent_core import auth
 from agent_core.api import language
 from agent_core.errors import MethodNotAllowed, localized_envelope
 
-from . import apigw, console
+from . import apigw
 from .template import Route, Template
 from .websocket import CONNECTIONS_PATH, WebSockets, websocket_route
 
@@ -41,8 +41,12 @@ def load_handler(route: Route) -> Handler:
             spec = importlib.util.spec_from_file_location(name, route.code_uri / f"{module_name.replace('.', '/')}.py")
             assert spec and spec.loader
             module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            sys.modules[name] = module
+            sys.modules[name] = module  # as import does: a dataclass looks its module up while it is being made
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[name]
+                raise
     return getattr(module, attr)  # type: ignore[no-any-return]
 
 
@@ -147,9 +151,7 @@ class Gateway:
             return
         request = Request(scope, receive)
         managed = CONNECTIONS_PATH.match(request.url.path)
-        if (page := console.serve(request)) is not None:  # the web console's files at /console/, before the API
-            response = page
-        elif managed and self.websockets is not None:  # the management API: not the public one, not rate limited
+        if managed and self.websockets is not None:  # the management API: not the public one, not rate limited
             response = await self.websockets.manage(request, managed.group("connection_id"))
         else:
             response = await self.handle(request)

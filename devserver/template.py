@@ -59,7 +59,7 @@ class Route:
     def pattern(self) -> re.Pattern[str]:
         regex = re.sub(r"\{(\w+)\+\}", r"(?P<\1>.+)", self.path)
         regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", regex)
-        return re.compile(f"^{regex}$")
+        return re.compile(f"^{regex}/?$")  # API Gateway's REST APIs route /a/ as /a (the function sees the slash)
 
     @property
     def specificity(self) -> tuple[int, int]:

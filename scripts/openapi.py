@@ -22,7 +22,8 @@ def generated() -> str:
     for route in Template().routes():
         load_handler(route)  # imports the function's module as Lambda would, under a name of its own
         module = sys.modules[f"_function_{route.function}_{route.handler.rsplit('.', 1)[0]}"]
-        apps[route.function] = module.app
+        if hasattr(module, "app"):  # the console's function serves files, no operation of the API
+            apps[route.function] = module.app
     return json.dumps(build([apps[name] for name in sorted(apps)]), indent=1, ensure_ascii=False) + "\n"
 
 

@@ -19,7 +19,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devserver import apigw
+from devserver.gateway import load_handler
 from devserver.resources import free_port
+from devserver.template import Template
 
 pytestmark = [pytest.mark.http, pytest.mark.timeout(600)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,7 +82,9 @@ def test_the_console_serves_hashed_assets_for_good_and_revalidates_its_page(buil
     page = httpx.get(f"{base}/console/")
     assert page.status_code == 200 and page.headers["cache-control"] == "no-cache"
     assert httpx.get(f"{base}/console/", headers={"If-None-Match": page.headers["etag"]}).status_code == 304
-    assert httpx.get(f"{base}/console").headers["location"].endswith("/console/")
+    assert httpx.get(f"{base}/console").headers["location"] == "console/index.html"  # relative: any stage's prefix
+    assert httpx.get(f"{base}/console/index.html").content == page.content
+    assert '<meta name="autogpt-api" content=""' in page.text  # the dev server's console calls its own origin
     assets = [p.name for p in (built / "assets").iterdir() if p.suffix in (".js", ".css")]
     assert len(assets) == 2 and all(f"./assets/{name}" in page.text for name in assets)
     asset = httpx.get(f"{base}/console/assets/{assets[0]}")
@@ -132,3 +137,41 @@ def test_the_console_in_a_browser(
     assert keys["stored"]["session"] == 1 and "autogpt.console.apiKey" not in keys["stored"]["local"]
     assert result["foreign"] == [] and result["pageErrors"] == []
     assert shot.stat().st_size > 10_000
+
+
+def test_on_aws_the_console_function_serves_the_page_open_to_all_and_tells_it_where_the_api_is(built: Path) -> None:
+    # Given the template's console routes, as API Gateway invokes them on a deployed stage
+    template = Template()
+    routes = [r for r in template.routes() if r.function == "ConsoleFunction"]
+    assert {r.path for r in routes} == {"/console", "/console/{file}", "/console/assets/{name}"}
+    assert all(r.open and r.method == "GET" for r in routes)  # no key: a browser loads the page before it has one
+    function = template.resources["ConsoleFunction"]
+    assert function["Metadata"]["BuildMethod"] == "makefile" and "Policies" not in function["Properties"]
+    assert "ConsoleUrl" in template.doc["Outputs"]
+    handler = load_handler(routes[0])
+
+    def get(path: str, resource: str, **headers: str) -> dict:
+        event = apigw.rest_event(method="GET", path=path, resource=resource, headers=headers, stage="Prod")
+        event["requestContext"]["domainName"] = "abc123.execute-api.eu-west-1.amazonaws.com"
+        return handler(event, apigw.LambdaContext(function_name="console"))
+
+    # When the stage's /console, its page and an asset are asked for
+    moved = get("/console", "/console")
+    page = get("/console/index.html", "/console/{file}")
+    asset_name = next(p.name for p in (built / "assets").iterdir() if p.suffix == ".js")
+    asset = get(f"/console/assets/{asset_name}", "/console/assets/{name}")
+    again = get("/console/index.html", "/console/{file}", **{"If-None-Match": page["headers"]["ETag"]})
+    missing = get("/console/assets/../../../template.yaml", "/console/assets/{name}")  # a file outside the build
+
+    # Then /console moves to the page below the stage, which names the stage's API and the WebSocket API
+    assert moved["statusCode"] == 308 and moved["headers"]["Location"] == "console/index.html"
+    assert page["statusCode"] == 200 and page["headers"]["Cache-Control"] == "no-cache"
+    assert '<meta name="autogpt-api" content="https://abc123.execute-api.eu-west-1.amazonaws.com/Prod"' in page["body"]
+    assert re.search(r'<meta name="autogpt-ws" content="wss://[^"]+"', page["body"])
+    # And the hashed asset is cached for good, the page revalidated, nothing outside the build served
+    assert asset["statusCode"] == 200 and "immutable" in asset["headers"]["Cache-Control"]
+    assert asset["body"] == (built / "assets" / asset_name).read_text() and not asset["isBase64Encoded"]
+    assert again["statusCode"] == 304 and again["body"] == ""
+    assert missing["statusCode"] == 404 and all(
+        page["headers"][h] for h in ("X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy")
+    )

@@ -124,7 +124,7 @@ def test_gateway_body_over_the_lambda_payload_limit_is_413(http: httpx.Client) -
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/no-such-route"), ("GET", "/tasks/"), ("POST", "/no-such-route")],
+    [("GET", "/no-such-route"), ("GET", "/tasks/x/y/z"), ("POST", "/no-such-route")],
 )
 def test_gateway_unknown_route_is_404_envelope(http: httpx.Client, method: str, path: str) -> None:
     # When no route of template.yaml matches the path (a wrong method on a known path is a 405: below)
@@ -134,6 +134,14 @@ def test_gateway_unknown_route_is_404_envelope(http: httpx.Client, method: str, 
     assert error["details"]["method"] == method
     assert error["details"]["path"] == f"/ap/v1/agent{path}"
     assert uuid.UUID(error["details"]["request_id"])
+
+
+def test_a_trailing_slash_reaches_the_function_as_on_api_gateway_and_is_no_route_of_it(http: httpx.Client) -> None:
+    # API Gateway's REST APIs route /tasks/ to the /tasks resource; the function has no such path (and no redirect,
+    # whose Location would miss the stage's prefix)
+    response = http.get("/tasks/")
+    error = _error(response, 404, "INVALID_REQUEST")
+    assert error["details"]["path"] == "/ap/v1/agent/tasks/" and "location" not in response.headers
 
 
 def test_gateway_unknown_route_outside_the_base_path_is_404_envelope(live_server: str) -> None:

@@ -74,6 +74,9 @@ def test_invoke_sample_event_answers_from_its_function(aws_mock: None, path: Pat
     if path.stem == "docs_asset":  # Swagger UI's stylesheet, from the layer
         assert response.status == 200 and dict(response.headers)["content-type"].startswith("text/css")
         return
+    if path.stem.startswith("console"):  # the web console's files (built by `make console`, which `make test` runs)
+        _check_console_sample(path.stem, event, response)
+        return
     body = response.json()
     if response.status == 404:
         assert body["success"] is False and body["error"]["code"].endswith("_NOT_FOUND")
@@ -84,6 +87,22 @@ def test_invoke_sample_event_answers_from_its_function(aws_mock: None, path: Pat
     else:
         assert 200 <= response.status < 400, body
         assert not (isinstance(body, dict) and body.get("success") is False)
+
+
+def _check_console_sample(stem: str, event: dict[str, Any], response: apigw.ProxyResponse) -> None:
+    headers = {k.lower(): v for k, v in response.headers}
+    if stem == "console":  # into the directory, under the stage
+        assert response.status == 308 and headers["location"] == "console/index.html"
+    elif stem == "console_page":  # names the API by the request's own address and stage
+        api = f'<meta name="autogpt-api" content="https://{event["requestContext"]["domainName"]}/dev"'
+        assert response.status == 200 and api.encode() in response.body and headers["cache-control"] == "no-cache"
+    else:  # app-HASH.js: the sample names no build's file; a build's asset is named in its page
+        assert response.status == 404 and headers["content-type"].startswith("text/plain")
+        page = _invoke(_load(EVENTS[0].with_name("console_page.json"))).body.decode()
+        name = page.split('src="./assets/', 1)[1].split('"', 1)[0]
+        event = {**event, "path": f"/console/assets/{name}", "pathParameters": {"name": name}}
+        asset = _invoke(event)
+        assert asset.status == 200 and "immutable" in dict(asset.headers)["Cache-Control"]
 
 
 def test_invoke_task_events_behave_as_the_spec(aws_mock: None) -> None:

@@ -25,6 +25,10 @@ OPEN_ROUTES = {
     ("/ap/v1/agent/openapi.json", "get"),
     ("/ap/v1/agent/docs", "get"),
     ("/ap/v1/agent/docs/assets/{name}", "get"),
+    # the web console's page and assets: a browser loads them before it has a key
+    ("/console", "get"),
+    ("/console/{file}", "get"),
+    ("/console/assets/{name}", "get"),
 }
 
 _TRANSFORM = """

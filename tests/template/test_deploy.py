@@ -172,3 +172,35 @@ def test_functions_and_the_layer_run_python_313() -> None:
     assert (
         layer["Properties"]["CompatibleRuntimes"] == ["python3.13"] and layer["Metadata"]["BuildMethod"] == "python3.13"
     )
+
+
+def _rule_holds(expression: Any, parameters: dict[str, str]) -> bool:
+    """CloudFormation's rule functions, as far as the template's rules use them."""
+    (name, args), *_ = expression.items()
+    value = {"Ref": lambda: parameters[args]}.get(name)
+    if value is not None:
+        return value()  # type: ignore[no-any-return]
+    operands = [_rule_holds(a, parameters) if isinstance(a, dict) else a for a in args]
+    return {
+        "Fn::Or": lambda: any(operands),
+        "Fn::Not": lambda: not operands[0],
+        "Fn::Equals": lambda: operands[0] == operands[1],
+        "Fn::Contains": lambda: operands[1] in operands[0],
+    }[name]()
+
+
+def test_the_task_list_shards_are_a_deploy_setting_whose_index_shards_divide_the_count_shards() -> None:
+    # Given the two parameters the functions read as TASK_COUNT_SHARDS and TASK_INDEX_SHARDS, one shard by default
+    env = TEMPLATE.doc["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["TASK_COUNT_SHARDS"] == {"Ref": "TaskCountShards"}
+    assert env["TASK_INDEX_SHARDS"] == {"Ref": "TaskIndexShards"}
+    assert PARAMETERS["TaskCountShards"]["Default"] == PARAMETERS["TaskIndexShards"]["Default"] == "1"
+    values = PARAMETERS["TaskCountShards"]["AllowedValues"]
+    assert values == PARAMETERS["TaskIndexShards"]["AllowedValues"]
+    # Then the template's rules take a pair exactly when the index's shards divide the counters'
+    assertions = TEMPLATE.doc["Rules"]["TaskIndexShardsDivideTaskCountShards"]["Assertions"]
+    for count in values:
+        for index in values:
+            pair = {"TaskCountShards": count, "TaskIndexShards": index}
+            taken = all(_rule_holds(a["Assert"], pair) for a in assertions)
+            assert taken == (int(count) % int(index) == 0), pair

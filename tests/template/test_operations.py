@@ -261,7 +261,8 @@ def test_the_alarms_watch_what_operations_needs() -> None:
     # throttled authorizer answers 500, which the 5xx alarm counts; a throttled reclaimer runs again 5 minutes later
     throttled = {d["FunctionName"] for _, n, d in metrics("LambdaThrottlesAlarm") if n == "Throttles"}
     assert len(ALARMS["LambdaThrottlesAlarm"]["Metrics"]) <= 10
-    assert throttled == set(FUNCTIONS) - {"AuthorizerFunction", "ReclaimerFunction"}
+    # nor the console's (its page's files): a throttled one answers 5xx too
+    assert throttled == set(FUNCTIONS) - {"AuthorizerFunction", "ReclaimerFunction", "ConsoleFunction"}
     throttles = ALARMS["LambdaThrottlesAlarm"]["Metrics"]
     assert all(f"FILL({m['Id']}, 0)" in throttles[-1]["Expression"] for m in throttles[:-1])  # all summed
     assert RESOURCES["SpendAlarm"]["Condition"] == "SpendAlarmOn"
@@ -328,5 +329,7 @@ def test_the_error_query_reads_every_function_that_answers_the_api_or_runs_steps
     widget = next(w for w in dashboard(budget=False)["widgets"] if "errors" in w["properties"]["title"].lower())
     sources = set(re.findall(r"SOURCE '(\w+)'", widget["properties"]["query"]))
 
-    expected = {FUNCTIONS[f]["LoggingConfig"]["LogGroup"]["Ref"] for f in api_functions | {"RunnerFunction"}}
+    # The console's function serves files and logs no 'server error' (a crash is in the Lambda errors widget).
+    served = api_functions - {"ConsoleFunction"} | {"RunnerFunction"}
+    expected = {FUNCTIONS[f]["LoggingConfig"]["LogGroup"]["Ref"] for f in served}
     assert sources == expected

@@ -378,7 +378,8 @@ def create_app(
 ) -> FastAPI:
     """`body_limit` maps a request's content type to the most bytes it may have; `too_large` is the 413 it gets."""
     # Each function serves only its own routes, so a per-function OpenAPI document would mislead: none is served.
-    app = FastAPI(title=title, version=VERSION, openapi_url=None, docs_url=None, redoc_url=None)
+    # redirect_slashes off: behind a stage's prefix, Starlette's redirect of /tasks/ would point outside the API.
+    app = FastAPI(title=title, version=VERSION, openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
     for router in routers:
         app.include_router(router)
     app.add_exception_handler(AgentError, _agent_error)
