@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+import boto3
 
 from benchmarks.local_model import send_completion, serve
 from devserver.template import Template
@@ -23,6 +24,7 @@ from devserver.template import Template
 # us-east-1 list prices (USD): Step Functions Standard per transition, Lambda per request, DynamoDB on-demand per
 # write and read request unit, S3 Standard per PUT and per GET; Lambda per GB-second by the template's architecture.
 GB_SECOND = {"x86_64": 0.0000166667, "arm64": 0.0000133334}
+FULL_CPU_MB = 1769  # Lambda's memory setting at which a function gets one full vCPU
 PRICES = {
     "transition": 0.025 / 1000,
     "invocation": 0.20 / 1_000_000,
@@ -68,6 +70,43 @@ def _units(operation: str, params: dict[str, Any]) -> tuple[float, float]:
     return 0.0, 1.0
 
 
+# The table's indexes (template.yaml) by the attributes that put an item in them: every write that adds, changes or
+# removes an item's entry costs a write unit there too (2 when it moves the entry: a delete and a put).
+INDEXES = {"ByRef (LSI)": ("REF",), "ByCreated": ("GSI1PK", "GSI1SK"), "ByStatus": ("GSI2PK", "GSI2SK")}
+
+
+def _written_keys(operation: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The keys of the items a DynamoDB write call writes."""
+    if operation == "PutItem":
+        return [{k: params["Item"][k] for k in ("PK", "SK")}]
+    if operation in ("UpdateItem", "DeleteItem"):
+        return [params["Key"]]
+    if operation == "TransactWriteItems":
+        out = []
+        for item in params["TransactItems"]:
+            (kind, body), *_ = item.items()
+            if kind != "ConditionCheck":
+                out.append({k: body["Item"][k] for k in ("PK", "SK")} if kind == "Put" else body["Key"])
+        return out
+    if operation == "BatchWriteItem":
+        requests = [r for rs in params["RequestItems"].values() for r in rs]
+        return [r["PutRequest"]["Item"] if "PutRequest" in r else r["DeleteRequest"]["Key"] for r in requests]
+    return []
+
+
+def _index_units(before: dict[str, Any], after: dict[str, Any]) -> float:
+    units = 0.0
+    for attributes in INDEXES.values():
+        old = tuple(before.get(a) for a in attributes)
+        new = tuple(after.get(a) for a in attributes)
+        had, has = all(old), all(new)
+        if had and has:
+            units += 1.0 if old == new else 2.0  # an update in place, or a move
+        elif had or has:
+            units += 1.0
+    return units
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10)
@@ -104,7 +143,14 @@ def measure(template: Template, steps: int) -> dict[str, float]:
     start = load_handler(start_route)
     router, watcher = EventRouter(template).create(), ExecutionEvents(template)
     calls: Counter[str] = Counter()
-    units = {"wru": 0.0, "rru": 0.0}
+    units = {"wru": 0.0, "rru": 0.0, "index_wru": 0.0}
+    # Items read around each write with a client of its own (not counted): what the write did to the indexes.
+    reader = boto3.client("dynamodb", region_name=aws.client("dynamodb").meta.region_name)
+    table = template.physical_name("AgentTable")
+    before: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}  # by operation: keys, their items
+
+    def image(key: dict[str, Any]) -> dict[str, Any]:
+        return reader.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item") or {}
 
     def count(model: Any, params: dict[str, Any], **_: Any) -> None:
         service = model.service_model.service_name
@@ -113,9 +159,16 @@ def measure(template: Template, steps: int) -> dict[str, float]:
             wru, rru = _units(model.name, params)
             units["wru"] += wru
             units["rru"] += rru
+            keys = _written_keys(model.name, params)
+            before[model.name] = (keys, [image(k) for k in keys])
+
+    def count_indexes(model: Any, **_: Any) -> None:
+        keys, old = before.pop(model.name, ([], []))
+        units["index_wru"] += sum(_index_units(b, image(k)) for b, k in zip(old, keys, strict=True))
 
     for service in ("dynamodb", "s3"):
         aws.client(service).meta.events.register(f"before-parameter-build.{service}.*", count)
+    aws.client("dynamodb").meta.events.register("after-call.dynamodb.*", count_indexes)
     body = json.dumps({"input": "Write the notes"}).encode()
     headers = {"content-type": "application/json"}
     event = apigw.rest_event(
@@ -123,7 +176,7 @@ def measure(template: Template, steps: int) -> dict[str, float]:
     )
     task_id = json.loads(create(event, apigw.LambdaContext())["body"])["task_id"]
     calls.clear()
-    units.update(wru=0.0, rru=0.0)
+    units.update(wru=0.0, rru=0.0, index_wru=0.0)
     path = f"/ap/v1/agent/tasks/{task_id}/run"
     event = apigw.rest_event(method="POST", path=path, resource=start_route.path, path_parameters={"task_id": task_id})
     began = time.perf_counter()
@@ -140,8 +193,7 @@ def measure(template: Template, steps: int) -> dict[str, float]:
     in_runner = [(b - a).total_seconds() * 1000 for a, b in zip(scheduled, returned, strict=False)]
     return {
         "runner_ms": sum(in_runner),
-        "first_step_ms": in_runner[0],
-        "warm_step_ms": statistics.median(in_runner[1:] or in_runner),
+        "first_invocation_ms": in_runner[0],
         "status_ok": float(sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"),
         "transitions": sum(1 for e in history if e["type"].endswith("StateEntered")),
         "invocations": sum(1 for e in history if e["type"] == "LambdaFunctionScheduled") + 1,  # + run_events
@@ -149,6 +201,7 @@ def measure(template: Template, steps: int) -> dict[str, float]:
         "s3_puts": sum(n for k, n in calls.items() if k in ("s3:PutObject",)),
         "s3_gets": sum(n for k, n in calls.items() if k in ("s3:GetObject", "s3:HeadObject")),
         "wru": units["wru"],
+        "index_wru": units["index_wru"],
         "rru": units["rru"],
         "run_ms": elapsed_ms,
         "calls": json.dumps(dict(sorted(calls.items()))),  # type: ignore[dict-item]
@@ -159,27 +212,26 @@ def report(f: dict[str, Any], steps: int, model_s: float, template: Template) ->
     runner = template.of_type("AWS::Serverless::Function")["RunnerFunction"]
     runner_mb = int(runner["MemorySize"])
     arch = (runner.get("Architectures") or template.global_function("Architectures") or ["x86_64"])[0]
-    per = {
-        k: float(v) / steps for k, v in f.items() if k not in ("calls", "status_ok", "first_step_ms", "warm_step_ms")
-    }
-    lambda_s = model_s + f["warm_step_ms"] / 1000  # a warm runner: the cold start is once per container
+    per = {k: float(v) / steps for k, v in f.items() if k not in ("calls", "status_ok", "first_invocation_ms")}
+    # The runner's own time a step (moto's calls included: an upper bound), at its memory's share of a vCPU.
+    lambda_s = model_s + per["runner_ms"] / 1000 * max(1.0, FULL_CPU_MB / runner_mb)
     cost = {
         "state transitions": per["transitions"] * PRICES["transition"],
         f"Lambda ({runner_mb} MB {arch} x {lambda_s:.2f} s)": runner_mb / 1024 * lambda_s * GB_SECOND[arch]
         + per["invocations"] * PRICES["invocation"],
-        "DynamoDB": per["wru"] * PRICES["wru"] + per["rru"] * PRICES["rru"],
+        "DynamoDB (table, indexes)": (per["wru"] + per["index_wru"]) * PRICES["wru"] + per["rru"] * PRICES["rru"],
         "S3": per["s3_puts"] * PRICES["s3_put"] + per["s3_gets"] * PRICES["s3_get"],
     }
     print(f"A run of {steps} steps (write_file x{steps - 1}, finish), in-process moto, model answering at once:\n")
     print(f"{'per agent step':<32}{'':>12}")
-    print(f"{'state transitions':<32}{per['transitions']:>12.2f}   (RunStep + Continue; one Succeed per run)")
-    print(f"{'Lambda invocations':<32}{per['invocations']:>12.2f}   (the runner; run_events once per run)")
-    print(f"{'DynamoDB calls':<32}{per['ddb_calls']:>12.2f}   ({per['wru']:.1f} WRU, {per['rru']:.1f} RRU)")
+    print(f"{'state transitions':<32}{per['transitions']:>12.2f}   (RunStep + Continue an invocation; Succeed)")
+    print(f"{'Lambda invocations':<32}{per['invocations']:>12.2f}   (the runner: steps while it has time; run_events)")
+    print(f"{'DynamoDB calls':<32}{per['ddb_calls']:>12.2f}   ({per['wru']:.1f} WRU on the table, "
+          f"{per['index_wru']:.1f} on its indexes, {per['rru']:.1f} RRU)")  # fmt: skip
     print(f"{'S3 PUT / GET':<32}{per['s3_puts']:>8.2f} / {per['s3_gets']:.2f}")
     print(f"{'overhead ms (moto, no model)':<32}{per['run_ms']:>12.1f}   ({per['runner_ms']:.1f} in the runner's "
-          f"invocation, the rest moto's interpreter)")  # fmt: skip
-    print(f"{'  the runner, first step (cold)':<32}{f['first_step_ms']:>12.1f}")
-    print(f"{'  the runner, later steps':<32}{f['warm_step_ms']:>12.1f}   (median)")
+          f"invocations, the rest moto's interpreter)")  # fmt: skip
+    print(f"{'  the first invocation':<32}{f['first_invocation_ms']:>12.1f}   (cold)")
     print(f"\nAWS cost of one step at list prices (us-east-1), the model taking {model_s:g} s:")
     for name, usd in cost.items():
         print(f"  {name:<36}${usd:.8f}")
@@ -189,8 +241,18 @@ def report(f: dict[str, Any], steps: int, model_s: float, template: Template) ->
     print(f"\nLambda GB-seconds, mostly spent waiting on the model, are {share:.0%} of it: the runner gets")
     print(f"{runner_mb} MB (the API's steps function 1024), run_python's code is billed in the sandbox function only")
     print("while it runs,")
-    print("and each step is its own invocation, so no Lambda waits between steps. Transitions cost more: a Standard")
-    print("workflow is what a run of up to an hour needs (Express stops at 5 minutes).")
+    print("and an invocation takes the run's steps one after another while it has time for a whole step, so a")
+    print("step costs no state transition of its own: a Standard workflow (what a run of up to an hour needs; Express")
+    print("stops at 5 minutes) bills each.")
+    print(f"\nThe runner's memory (power-tuned on paper: Lambda gives a full vCPU at {FULL_CPU_MB} MB, a share below;")
+    print(f"the runner's own {per['runner_ms']:.0f} ms a step, measured here on one core with moto in-process, is an")
+    print("upper bound):")
+    others = total - cost[next(k for k in cost if k.startswith("Lambda"))]
+    for mb in (256, 384, 512, 1024):
+        seconds = model_s + per["runner_ms"] / 1000 * max(1.0, FULL_CPU_MB / mb)
+        usd = mb / 1024 * seconds * GB_SECOND[arch] + per["invocations"] * PRICES["invocation"]
+        mark = "  <- template.yaml" if mb == runner_mb else ""
+        print(f"  {mb:>5} MB  {seconds:6.2f} s a step  ${usd:.8f} Lambda  ${usd + others:.8f} a step{mark}")
     print(f"calls: {f['calls']}")
 
 

@@ -52,7 +52,8 @@ def test_runs_benchmark_prints_the_cost_of_a_step() -> None:
         timeout=180, check=True,
     )  # fmt: skip
     lines = {line.split("  ")[0]: line for line in done.stdout.splitlines()}
-    assert lines["state transitions"].split()[2] == "2.33"  # RunStep + Continue per step, and the Succeed state
+    # the three steps in one invocation: RunStep, Continue and the Succeed state
+    assert lines["state transitions"].split()[2] == "1.00"
     assert "per 1,000 steps" in done.stdout
 
 

@@ -155,13 +155,13 @@ def test_a_run_takes_steps_until_the_agent_finishes(runs_api: Runs, model_api: A
     assert [s["is_last"] for s in steps] == [False, False, True]
     assert runs_api.api("GET", f"/tasks/{task_id}").json()["status"] == "completed"
     assert runs_api.active() == 0
-    # What a step costs the state machine: RunStep and the Choice after it (Standard workflows bill transitions).
+    # What the steps cost the state machine (Standard workflows bill transitions): the runner's invocation (900 s)
+    # took the three steps, so one RunStep, the Choice after it, and the Succeed state at the end.
     history = aws.client("stepfunctions").get_execution_history(
         executionArn=orchestration.execution_arn(started.json()["run_id"]), maxResults=1000
     )["events"]
     entered = [e["type"] for e in history if e["type"].endswith("StateEntered")]
-    assert entered.count("TaskStateEntered") == 3 and entered.count("ChoiceStateEntered") == 3
-    assert len(entered) == 2 * 3 + 1  # and the Succeed state at the end
+    assert entered == ["TaskStateEntered", "ChoiceStateEntered", "SucceedStateEntered"]
 
 
 def test_auto_run_starts_the_run_when_the_task_is_created(runs_api: Runs, model_api: Any) -> None:
@@ -381,11 +381,39 @@ def test_a_retried_run_step_stores_its_step_once(runs_api: Runs, model_api: Any)
     answers = [json.loads(invoke(FunctionName="RunnerFunction", Payload=json.dumps(run))["Payload"].read())]
     answers.append(json.loads(invoke(FunctionName="RunnerFunction", Payload=json.dumps(run))["Payload"].read()))
 
-    assert answers[0] == answers[1] == {**run, "done": 1, "is_last": False}
-    assert len(runs_api.steps(task_id)) == 1 and model_api.call_count == 1
+    # The invocation (900 s) had room for the run's whole budget; its retry answers the same from the stored steps
+    assert answers[0] == answers[1] == {**run, "done": 5, "is_last": False}
+    assert len(runs_api.steps(task_id)) == 5 and model_api.call_count == 5
     # A run that no longer holds the task is told so by name (the state machine does not retry that)
     stale = invoke(FunctionName="RunnerFunction", Payload=json.dumps({**run, "run_id": "r-0"}))
     assert json.loads(stale["Payload"].read())["errorType"] == "RunNotCurrent"
+    state = get_table().get_task_state(task_id)
+    assert state is not None and state.run is not None
+    runs.end_run(state, state.run, status="failed", reason="test")
+
+
+def test_an_invocation_takes_the_next_step_only_with_room_for_a_whole_one(runs_api: Runs, model_api: Any) -> None:
+    # Given a run holding its task, and an invocation whose clock says 300 s left, then 250 s, then 150 s
+    model_api.side_effect = script(1000)
+    task_id = runs_api.task()
+    state = get_table().get_task_state(task_id)
+    assert state is not None
+    record = RunRecord("r-2", task_id, "running", max_steps=10, base=0, started_at=now_iso(), deadline=2**31)
+    runs.store().acquire(state, record, limit=5, now=int(time.time()))
+    run = {"task_id": task_id, "run_id": "r-2", "max_steps": 10, "deadline": 2**31, "done": 0, "is_last": False}
+    clock = iter([300_000, 250_000, 150_000])
+    room_ms = (get_settings().run_step_lease_s + 10) * 1000
+    assert 150_000 < room_ms < 250_000
+
+    # When the runner's code runs with that clock
+    after = runs.run_step(run, lambda: next(clock))
+
+    # Then after each step it looked at the clock: 300 s left, another step; 250 s, a third; 150 s, it stopped
+    assert after == {**run, "done": 3, "is_last": False}
+    assert len(runs_api.steps(task_id)) == 3 and model_api.call_count == 3
+    # And without a clock (or with no room), one step an invocation, as before
+    assert runs.run_step(after) == {**run, "done": 4, "is_last": False}
+    assert runs.run_step({**after, "done": 4}, lambda: 0) == {**run, "done": 5, "is_last": False}
     state = get_table().get_task_state(task_id)
     assert state is not None and state.run is not None
     runs.end_run(state, state.run, status="failed", reason="test")

@@ -87,7 +87,7 @@ class Settings:
     run_max_steps_ceiling: int
     run_timeout_s: int
     # A run's step is not bound by API Gateway's 29 s: it may work longer, and holds the task longer, than one
-    # through the Steps API. The lease outlives the runner function's timeout (180 s in template.yaml).
+    # through the Steps API. A runner invocation starts a step only with the lease and a margin left (runs.run_step).
     run_step_time_budget_s: float
     run_step_lease_s: int
     agent_id: str
