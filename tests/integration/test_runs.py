@@ -367,15 +367,34 @@ def test_restart_resumes_interrupted_runs_from_their_last_completed_step(runs_ap
     assert status["active_tasks"] == 0
 
 
-def test_a_retried_run_step_stores_its_step_once(runs_api: Runs, model_api: Any) -> None:
-    """What Step Functions does after a lost response: the same RunStep input again. One step, one answer."""
-    model_api.side_effect = script(1000)
+def _held_by_a_run(runs_api: Runs, run_id: str, max_steps: int) -> dict[str, Any]:
+    """A new task held by a run with no execution (the runner is called by the test); returns RunStep's first input."""
     task_id = runs_api.task()
     state = get_table().get_task_state(task_id)
     assert state is not None
-    record = RunRecord("r-1", task_id, "running", max_steps=5, base=0, started_at=now_iso(), deadline=2**31)
-    runs.store().acquire(state, record, limit=5, now=int(time.time()))  # the run holds the task, no execution
-    run = {"task_id": task_id, "run_id": "r-1", "max_steps": 5, "deadline": 2**31, "done": 0, "is_last": False}
+    record = RunRecord(run_id, task_id, "running", max_steps=max_steps, base=0, started_at=now_iso(), deadline=2**31)
+    runs.store().acquire(state, record, limit=5, now=int(time.time()))
+    return {
+        "task_id": task_id,
+        "run_id": run_id,
+        "max_steps": max_steps,
+        "deadline": 2**31,
+        "done": 0,
+        "is_last": False,
+    }
+
+
+def _end(task_id: str) -> None:
+    state = get_table().get_task_state(task_id)
+    assert state is not None and state.run is not None
+    runs.end_run(state, state.run, status="failed", reason="test")
+
+
+def test_a_retried_run_step_stores_its_step_once(runs_api: Runs, model_api: Any) -> None:
+    """What Step Functions does after a lost response: the same RunStep input again. One step, one answer."""
+    model_api.side_effect = script(1000)
+    run = _held_by_a_run(runs_api, "r-1", max_steps=5)
+    task_id = run["task_id"]
     invoke = aws.client("lambda").invoke
 
     answers = [json.loads(invoke(FunctionName="RunnerFunction", Payload=json.dumps(run))["Payload"].read())]
@@ -387,20 +406,14 @@ def test_a_retried_run_step_stores_its_step_once(runs_api: Runs, model_api: Any)
     # A run that no longer holds the task is told so by name (the state machine does not retry that)
     stale = invoke(FunctionName="RunnerFunction", Payload=json.dumps({**run, "run_id": "r-0"}))
     assert json.loads(stale["Payload"].read())["errorType"] == "RunNotCurrent"
-    state = get_table().get_task_state(task_id)
-    assert state is not None and state.run is not None
-    runs.end_run(state, state.run, status="failed", reason="test")
+    _end(task_id)
 
 
 def test_an_invocation_takes_the_next_step_only_with_room_for_a_whole_one(runs_api: Runs, model_api: Any) -> None:
     # Given a run holding its task, and an invocation whose clock says 300 s left, then 250 s, then 150 s
     model_api.side_effect = script(1000)
-    task_id = runs_api.task()
-    state = get_table().get_task_state(task_id)
-    assert state is not None
-    record = RunRecord("r-2", task_id, "running", max_steps=10, base=0, started_at=now_iso(), deadline=2**31)
-    runs.store().acquire(state, record, limit=5, now=int(time.time()))
-    run = {"task_id": task_id, "run_id": "r-2", "max_steps": 10, "deadline": 2**31, "done": 0, "is_last": False}
+    run = _held_by_a_run(runs_api, "r-2", max_steps=10)
+    task_id = run["task_id"]
     clock = iter([300_000, 250_000, 150_000])
     room_ms = (get_settings().run_step_lease_s + 10) * 1000
     assert 150_000 < room_ms < 250_000
@@ -414,9 +427,7 @@ def test_an_invocation_takes_the_next_step_only_with_room_for_a_whole_one(runs_a
     # And without a clock (or with no room), one step an invocation, as before
     assert runs.run_step(after) == {**run, "done": 4, "is_last": False}
     assert runs.run_step({**after, "done": 4}, lambda: 0) == {**run, "done": 5, "is_last": False}
-    state = get_table().get_task_state(task_id)
-    assert state is not None and state.run is not None
-    runs.end_run(state, state.run, status="failed", reason="test")
+    _end(task_id)
 
 
 def test_every_end_gives_the_slot_back_once_whatever_arrives_twice(runs_api: Runs, model_api: Any) -> None:
