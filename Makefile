@@ -77,6 +77,7 @@ bench: export POWERTOOLS_LOG_LEVEL := WARNING
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.http
 	$(PY) -m benchmarks.cold_start
+	$(PY) -m benchmarks.warm
 	$(PY) -m benchmarks.ddb_calls
 	$(PY) -m benchmarks.counter_writes
 	$(PY) -m benchmarks.artifacts

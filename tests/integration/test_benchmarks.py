@@ -111,3 +111,14 @@ def test_counter_writes_sizes_the_items_as_dynamodb_does() -> None:
     for kind in ("shard", "day", "minute"):
         assert 0 < small[kind] <= more[kind] < 200, kind  # bytes: a handful of numbers, one write unit's worth
     assert "tasks/s per item" in counter_writes.report(more, 6, 3)
+
+
+def test_warm_benchmark_replays_each_requests_aws_calls_in_the_bare_handler() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.warm", "--count", "2", "--no-instructions"], cwd=ROOT,
+        capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    rows = {line[:34].strip(): line[34:].split() for line in done.stdout.splitlines()[2:] if line.strip()}
+    assert rows["POST /tasks"][0] == "TasksFunction" and rows["GET /tasks/{task_id}"][0] == "TasksFunction"
+    assert {r[0] for r in rows.values()} >= {"TasksFunction", "StepsFunction", "ArtifactsFunction"}
+    assert all(float(r[1]) > 0 and float(r[2]) > 0 for r in rows.values())  # the function's time, the bare one's
