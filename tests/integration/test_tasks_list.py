@@ -248,6 +248,24 @@ def test_list_tasks_first_page_makes_two_calls(api, seven, ddb_calls) -> None:
     assert ddb_calls == ["BatchGetItem", "Query"]
 
 
+def test_list_tasks_created_after_first_page_is_one_call_when_all_that_is_new_fits(api, seven, ddb_calls) -> None:
+    # A client polling for what is new: the index's newest after the moment, one more than the page asks for
+    ddb_calls.clear()
+    listed = api("GET", "/tasks", query={"created_after": seven[3]["created_at"], "size": 5}).json()
+    assert [t["task_id"] for t in listed["tasks"]] == [t["task_id"] for t in seven[:3]]
+    assert listed["pagination"]["total"] == 3 and ddb_calls == ["Query"]
+
+
+def test_list_tasks_created_after_first_page_counts_what_does_not_fit(api, seven, ddb_calls) -> None:
+    # More is new than the page holds: the page from the index, the total from the days, the moment's day's minutes
+    # and the index's keys of its own minute
+    ddb_calls.clear()
+    listed = api("GET", "/tasks", query={"created_after": seven[6]["created_at"], "size": 2}).json()
+    assert [t["task_id"] for t in listed["tasks"]] == [t["task_id"] for t in seven[:2]]
+    assert listed["pagination"]["total"] == 6
+    assert ddb_calls == ["Query"] * 4
+
+
 def test_list_tasks_status_page_reads_one_index_shard_for_one_task(api, one_per_status, ddb_calls) -> None:
     ddb_calls.clear()
     api("GET", "/tasks", query={"status": "running"})

@@ -165,7 +165,9 @@ class TaskItems(Counters):
         """How many tasks match, and the `size` of them from position `start`, newest first: of every task, or
         with `owner` of that client's only."""
         label, scope = status or ALL, scope_of(owner)
-        if not created_after and start == 0 and index_shards() == 1:
+        if start == 0 and index_shards() == 1:
+            if created_after:
+                return self._first_page_after(label, status, scope, size, owner, created_after)
             return self._first_page(label, status, scope, size, owner)
         days = self.day_counts(label, list(range(counter_shards())), scope)  # day -> counter shard -> tasks
         if created_after:
@@ -194,6 +196,19 @@ class TaskItems(Counters):
             return total, []
         return total, self._read_page(status, scope, owner, "", 0, size, [size], newest_first=True)
 
+    def _first_page_after(
+        self, label: str, status: str | None, scope: str, size: int, owner: str | None, after: str
+    ) -> tuple[int, list[TaskRecord]]:
+        """The newest tasks created after `after`, from the index's (one Query, a task more than the page): when
+        they all fit the page (a client polling for what is new), they are their own count; else the count comes
+        from the day and minute counts and the index's keys of `after`'s own minute."""
+        (key,) = index_keys(status, scope)
+        newest = self._collect(self._index_query(status, key, since=f"{after}#~"), size + 1)
+        if len(newest) <= size:
+            return len(newest), self._tasks_of(newest, owner)
+        days = self.day_counts(label, list(range(counter_shards())), scope)
+        return self._count_after(status, days, after, scope), self._tasks_of(newest[:size], owner)
+
     def _read_page(
         self,
         status: str | None,
@@ -217,6 +232,10 @@ class TaskItems(Counters):
         page = found[skip : skip + size]
         if not newest_first:
             page.reverse()
+        return self._tasks_of(page, owner)
+
+    def _tasks_of(self, page: list[dict[str, Any]], owner: str | None) -> list[TaskRecord]:
+        """The tasks of index items: as they are, or for a client, read from the table."""
         if owner:  # the index holds the owner's places in it: the tasks themselves, in one BatchGetItem
             tasks = {item["PK"]["S"]: item for item in self.get_many([task_key(i["task_id"]["S"]) for i in page])}
             page = [tasks[item["PK"]["S"]] for item in page if item["PK"]["S"] in tasks]
@@ -289,8 +308,12 @@ class TaskItems(Counters):
             request = self._index_query(status, key, before=bound)
         else:
             request = self._index_query(status, key, since=bound) | {"ScanIndexForward": True}
+        return self._collect(request, limit)
+
+    def _collect(self, request: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+        """The first `limit` items of a Query (more than one call only when a 1 MB page stops short of it)."""
         items: list[dict[str, Any]] = []
-        while len(items) < limit:  # a 1 MB page may stop short of the limit
+        while len(items) < limit:
             page = self.client.query(**request, Limit=limit - len(items))
             items += page["Items"]
             if "LastEvaluatedKey" not in page:
