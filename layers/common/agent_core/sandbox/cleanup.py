@@ -77,8 +77,9 @@ def remove_tree(path: Path, deadline: float | None = None) -> bool:
     return True
 
 
-def empty_dir(path: Path, deadline: float | None = None) -> list[str]:
-    """Removes everything inside `path`, keeping `path` itself; never raises.
+def empty_dir(path: Path, deadline: float | None = None, *, owner: int | None = None) -> list[str]:
+    """Removes everything inside `path` (with `owner`, only the entries of that uid: a directory shared with
+    others, such as /dev/shm), keeping `path` itself; never raises.
 
     Returns the names it could not remove (each logged), so a warm environment's next invocation still runs: an entry
     the code made unremovable must not turn every later invocation into an error. Within a deadline (or the ambient
@@ -100,6 +101,8 @@ def empty_dir(path: Path, deadline: float | None = None) -> list[str]:
             unfinished.append(name)
             continue
         try:
+            if owner is not None and os.lstat(path / name).st_uid != owner:
+                continue
             if not remove_tree(path / name, deadline):
                 unfinished.append(name)
         except Exception:

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 SCRIPT_IN_SANDBOX = "/code/main.py"
 WORK_IN_SANDBOX = "/work"
 NOBODY = 65534
+SHARED_MEMORY = Path("/dev/shm")
 TMP_BYTES = 64 * 1024 * 1024  # each of the fresh /tmp and /dev/shm under bubblewrap, in memory
 DISK_MB = 64  # SANDBOX_DISK_MB's default: what the code may write under /work, beyond the staged files
 # Files and directories /work may hold: above the 90,000 files the escape tests flood output/ with, and each costs
@@ -324,6 +325,12 @@ class FunctionBoundary:
             left = cleanup.empty_dir(self.scratch)
             if left:
                 log.error("cleanup: %d entries of %s could not be removed: %s", len(left), self.scratch, left[:20])
+        # POSIX shared memory and semaphores (shm_open is open(2), which the filter allows) are files in /dev/shm,
+        # where the environment has one: this user's go with the run that made them.
+        if SHARED_MEMORY.is_dir():
+            left = cleanup.empty_dir(SHARED_MEMORY, owner=os.getuid())
+            if left:
+                log.error("cleanup: %d entries of %s could not be removed: %s", len(left), SHARED_MEMORY, left[:20])
 
 
 # --- Bounds on a run as a whole (bubblewrap as root) ------------------------------------------------------------
