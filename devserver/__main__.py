@@ -117,7 +117,8 @@ def main() -> None:
         print("authentication: off, as the spec's development environment (AUTH=keys turns it on)")
     print(f"run_python: {_isolation()}")
     print(f"Agent Protocol API: http://localhost:{args.port}/ap/v1/agent", flush=True)
-    print(f"WebSocket: ws://localhost:{args.port}/ap/v1/agent/tasks/{{task_id}}/ws and .../logs/ws", flush=True)
+    print(f"WebSocket: ws://localhost:{args.port}/ap/v1/agent/tasks/{{task_id}}/ws and .../logs/ws")
+    print(f"Console: http://localhost:{args.port}/console/", flush=True)
     uvicorn.run(gateway, host=args.host, port=args.port, log_level="warning")
 
 

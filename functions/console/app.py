@@ -35,6 +35,12 @@ SECURITY = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
+    # The page shows what models wrote: only its own script and styles run, whatever a step's output holds. It
+    # calls the API and the WebSocket API (maybe other hosts) and S3 (presigned uploads, downloads' redirects).
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+        "connect-src 'self' https: wss: ws:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
 }
 
 
