@@ -88,7 +88,8 @@ def empty_dir(path: Path, deadline: float | None = None, *, owner: int | None = 
     if deadline is None:
         deadline = _deadline.get()
     try:
-        _open_up(path)
+        if owner is None:  # a directory shared with others keeps its mode
+            _open_up(path)
         with os.scandir(path) as entries:
             names = [e.name for e in entries]
     except OSError:

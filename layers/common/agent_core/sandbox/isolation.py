@@ -279,8 +279,9 @@ class FunctionBoundary:
     run is the server's user and shares its count (none at all for root, whom the limit does not bind).
     """
 
-    def __init__(self, name: str, *, clean: bool, scratch: Path | None = None) -> None:
-        self.name, self.clean, self.scratch = name, clean, scratch
+    def __init__(self, name: str, *, clean: bool, scratch: Path | None = None, shared: Path | None = None) -> None:
+        # scratch: emptied whole; shared: a directory others use too (/dev/shm), of which only this user's entries go
+        self.name, self.clean, self.scratch, self.shared = name, clean, scratch, shared
 
     def unavailable(self) -> str | None:
         return None
@@ -327,10 +328,10 @@ class FunctionBoundary:
                 log.error("cleanup: %d entries of %s could not be removed: %s", len(left), self.scratch, left[:20])
         # POSIX shared memory and semaphores (shm_open is open(2), which the filter allows) are files in /dev/shm,
         # where the environment has one: this user's go with the run that made them.
-        if SHARED_MEMORY.is_dir():
-            left = cleanup.empty_dir(SHARED_MEMORY, owner=os.getuid())
+        if self.shared is not None and self.shared.is_dir():
+            left = cleanup.empty_dir(self.shared, owner=os.getuid())
             if left:
-                log.error("cleanup: %d entries of %s could not be removed: %s", len(left), SHARED_MEMORY, left[:20])
+                log.error("cleanup: %d entries of %s could not be removed: %s", len(left), self.shared, left[:20])
 
 
 # --- Bounds on a run as a whole (bubblewrap as root) ------------------------------------------------------------
@@ -714,7 +715,7 @@ def choose(setting: str) -> Isolation:
     if mode == "bubblewrap":
         return Bubblewrap()
     if mode == "lambda":
-        return FunctionBoundary("lambda", clean=True, scratch=Path("/tmp"))
+        return FunctionBoundary("lambda", clean=True, scratch=Path("/tmp"), shared=SHARED_MEMORY)
     if mode == "none":
         return FunctionBoundary("none", clean=False)
     raise ValueError(f"SANDBOX_ISOLATION must be auto, bubblewrap, lambda or none, not {setting!r}")
