@@ -50,7 +50,8 @@ class Answer:
 
 
 @lru_cache(maxsize=64)
-def _read(file: Path, meta: tuple[tuple[str, str], ...]) -> bytes:
+def _read(file: Path, modified_ns: int, meta: tuple[tuple[str, str], ...]) -> bytes:
+    """The file's bytes, read once per version of it (a rebuild while the dev server runs is seen at once)."""
     body = file.read_bytes()
     if file.name == "index.html":  # its empty <meta name=... content=""> filled in
         for name, value in meta:
@@ -65,12 +66,16 @@ def answer(
     """The answer for `relative`, a path under /console/ ("" is the page), with `meta` tags added to the page."""
     if method not in ("GET", "HEAD"):
         return Answer(405, {"Allow": "GET, HEAD", **SECURITY})
-    file = (root / (relative or "index.html")).resolve()
-    if not file.is_relative_to(root.resolve()) or not file.is_file():
+    try:
+        file = (root / (relative or "index.html")).resolve()
+        found = file.is_relative_to(root.resolve()) and file.is_file()
+    except (OSError, ValueError):  # a name the file system refuses (a NUL byte, too long): no such file
+        found = False
+    if not found:
         built = (root / "index.html").is_file()
         text = "not found" if built else "the console is not built: run `make console` (or `make dev`)"
         return Answer(404, {"Content-Type": "text/plain; charset=utf-8", **SECURITY}, text.encode() + b"\n")
-    body = _read(file, tuple(sorted((meta or {}).items())))
+    body = _read(file, file.stat().st_mtime_ns, tuple(sorted((meta or {}).items())))
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     headers = {
         "ETag": etag,

@@ -162,6 +162,7 @@ def test_on_aws_the_console_function_serves_the_page_open_to_all_and_tells_it_wh
     asset = get(f"/console/assets/{asset_name}", "/console/assets/{name}")
     again = get("/console/index.html", "/console/{file}", **{"If-None-Match": page["headers"]["ETag"]})
     missing = get("/console/assets/../../../template.yaml", "/console/assets/{name}")  # a file outside the build
+    unnamable = get("/console/assets/a\x00b.js", "/console/assets/{name}")  # a name no file system takes
 
     # Then /console moves to the page below the stage, which names the stage's API and the WebSocket API
     assert moved["statusCode"] == 308 and moved["headers"]["Location"] == "console/index.html"
@@ -172,6 +173,7 @@ def test_on_aws_the_console_function_serves_the_page_open_to_all_and_tells_it_wh
     assert asset["statusCode"] == 200 and "immutable" in asset["headers"]["Cache-Control"]
     assert asset["body"] == (built / "assets" / asset_name).read_text() and not asset["isBase64Encoded"]
     assert again["statusCode"] == 304 and again["body"] == ""
+    assert unnamable["statusCode"] == 404
     assert missing["statusCode"] == 404 and all(
         page["headers"][h] for h in ("X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy")
     )
