@@ -168,6 +168,8 @@ def run(tasks: int, repeat: int, per_minute: int = 10) -> list[Row]:
         client.meta.events.register("after-call.dynamodb.*", recorder.after)
         pivot = seeded[len(seeded) // 2].created_at
         last, running = max(1, -(-tasks // 10)), -(-len(seeded[::4]) // 10)
+        after = {"created_after": pivot}
+        after_last = max(1, -(-(tasks - len(seeded) // 2 - 1) // 10))
         created: list[dict[str, Any]] = []
 
         def create() -> None:
@@ -180,7 +182,15 @@ def run(tasks: int, repeat: int, per_minute: int = 10) -> list[Row]:
             *_pages("", max(1, last // 2), last, call),
             ("GET /tasks?status=running", lambda i: call("GET", "/tasks", query={"status": "running"})),
             *_pages("status=running&", max(1, running // 2), running, call),
-            ("GET /tasks?created_after=<median task>", lambda i: call("GET", "/tasks", query={"created_after": pivot})),
+            ("GET /tasks?created_after=<median task>", lambda i: call("GET", "/tasks", query=after)),
+            (
+                f"GET /tasks?created_after=...&page={max(1, after_last // 2)}",
+                lambda i: call("GET", "/tasks", query=after | {"page": max(1, after_last // 2)}),
+            ),
+            (
+                f"GET /tasks?created_after=...&page={after_last}",
+                lambda i: call("GET", "/tasks", query=after | {"page": after_last}),
+            ),
             ("DELETE /tasks/{id}", lambda i: call("DELETE", f"/tasks/{created[i]['task_id']}")),
         ]
         rows = []

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from agent_core import aws
 from agent_core.config import get_settings
 from agent_core.storage.table import get_table
 from scripts.reshard import reshard
@@ -69,3 +70,29 @@ def test_a_stack_moves_to_one_shard_and_back_with_nothing_lost(api: Any, monkeyp
 
     # And run again, it changes no index key
     assert reshard()["index_keys_moved"] == 0
+
+
+def test_minute_counts_of_the_layout_before_move_into_one_partition(api: Any) -> None:
+    # Given a stack whose minute counts are laid out as before (a partition a day, PK=COUNTERS#<nn>#<day>, SK=HH:MM)
+    made = [api("POST", "/tasks", json_body={"input": f"t{i}"}).json() for i in range(9)]
+    before = _lists(api)
+    client, name = aws.client("dynamodb"), get_table().name
+    minutes = client.query(
+        TableName=name,
+        KeyConditionExpression="PK = :pk",
+        ExpressionAttributeValues={":pk": {"S": "COUNTERS#00#MINUTES"}},
+    )["Items"]
+    assert minutes
+    for item in minutes:
+        day, minute = item["SK"]["S"].split("T")
+        client.delete_item(TableName=name, Key={"PK": item["PK"], "SK": item["SK"]})
+        client.put_item(TableName=name, Item={**item, "PK": {"S": f"COUNTERS#00#{day}"}, "SK": {"S": minute}})
+    assert _lists(api) != before  # a deep page is placed from minute counts that are not there
+
+    # When it is resharded with its own settings
+    reshard()
+
+    # Then the lists are as they were, and no count of the old layout is left
+    assert _lists(api) == before and len(made) == 9
+    old = [i for i in client.scan(TableName=name)["Items"] if i["PK"]["S"].startswith("COUNTERS#00#2")]
+    assert old == []

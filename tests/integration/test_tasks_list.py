@@ -257,13 +257,54 @@ def test_list_tasks_created_after_first_page_is_one_call_when_all_that_is_new_fi
 
 
 def test_list_tasks_created_after_first_page_counts_what_does_not_fit(api, seven, ddb_calls) -> None:
-    # More is new than the page holds: the page from the index, the total from the days, the moment's day's minutes
-    # and the index's keys of its own minute
+    # More is new than the page holds: the page from the index, the total from the minute counts since the moment
+    # and a count of the index's tasks of its own minute after it
     ddb_calls.clear()
     listed = api("GET", "/tasks", query={"created_after": seven[6]["created_at"], "size": 2}).json()
     assert [t["task_id"] for t in listed["tasks"]] == [t["task_id"] for t in seven[:2]]
     assert listed["pagination"]["total"] == 6
-    assert ddb_calls == ["Query"] * 4
+    assert ddb_calls == ["Query"] * 3
+
+
+@pytest.mark.parametrize("status", [None, "created"])
+def test_list_tasks_created_after_any_page_makes_three_calls(api, seven, ddb_calls, status) -> None:
+    # Given the tasks after the oldest, three pages of 2
+    query = {"created_after": seven[6]["created_at"], "size": 2, **({"status": status} if status else {})}
+    for page, expected in ((2, seven[2:4]), (3, seven[4:6]), (4, [])):
+        ddb_calls.clear()
+        listed = api("GET", "/tasks", query={**query, "page": page}).json()
+        # Then each page is the list's, the total exact, from the minutes since the moment, the index's count of
+        # its own minute and (for a page that holds tasks) one read of the index
+        assert [t["task_id"] for t in listed["tasks"]] == [t["task_id"] for t in expected]
+        assert listed["pagination"]["total"] == 6
+        assert ddb_calls == ["Query"] * (3 if expected else 2), page
+
+
+def test_list_tasks_created_after_a_moment_over_a_day_of_minutes_back(api, aws_mock, monkeypatch) -> None:
+    # Given tasks on three days, and the minute counts since a moment read two minutes at a time (a day's worth on
+    # AWS: a moment's own day, here one minute, is always whole in what is read)
+    from agent_core.storage import counters
+    from agent_core.storage.records import TaskRecord
+    from agent_core.storage.table import get_table
+
+    monkeypatch.setattr(counters, "_MINUTES_SINCE", 2)
+    moments = ["2026-03-01T10:00:01.000000Z", "2026-03-01T10:00:02.000000Z", "2026-03-01T10:00:03.000000Z"]
+    moments += [f"2026-03-0{day}T{hour}:00:00.000000Z" for day in (2, 3) for hour in (10, 11, 12)]
+    made = [
+        TaskRecord(f"00000000-0000-4000-8000-00000000000{i}", "x", {}, "created", m, m) for i, m in enumerate(moments)
+    ]
+    for record in made:
+        get_table().create_task(record)
+    newest_first = [r.task_id for r in made[::-1]]
+    for size in (1, 3, 4):
+        # When every page of the tasks after the oldest is read
+        pages = [
+            api("GET", "/tasks", query={"created_after": moments[0], "size": size, "page": n}).json()
+            for n in range(1, 10)
+        ]
+        # Then the day counts (and the minutes of a page's own day) place the pages: each task once, total exact
+        assert [t["task_id"] for p in pages for t in p["tasks"]] == newest_first[:-1]
+        assert {p["pagination"]["total"] for p in pages} == {8}
 
 
 def test_list_tasks_status_page_reads_one_index_shard_for_one_task(api, one_per_status, ddb_calls) -> None:

@@ -3,7 +3,7 @@
 
   shard     PK=COUNTERS#<nn>         SK=COUNTERS      tasks_total, tasks_<status>, tokens_total, cost_usd_total
   day       PK=COUNTERS#<nn>#DAYS    SK=<YYYY-MM-DD>  all, <status>: the tasks created that day
-  minute    PK=COUNTERS#<nn>#<day>   SK=<HH:MM>       all, <status>: the tasks created in that minute
+  minute    PK=COUNTERS#<nn>#MINUTES SK=<YYYY-MM-DD>T<HH:MM>  all, <status>: the tasks created in that minute
   limits    PK=AGENT                 SK=COUNTERS      runs_active: a limit checked in a condition, one item
 
 A client's own counts (its list and its totals, its spend) live beside them under COUNTERS@<client>#<nn>..., and its
@@ -15,8 +15,10 @@ A task is counted in the shard of its id (CRC-32 of the id, TASK_COUNT_SHARDS of
 writes it: the counts are exact whatever runs at the same time. DynamoDB bills a write by the whole item's size, and an
 item takes at most 1,000 write units a second: each item here holds a handful of numbers, whatever the number of
 days and minutes counted, so a counted write costs 2 units on each. Reads sum the shards: their totals with one
-BatchGetItem, their days and one day's minutes with one Query per shard (in parallel). The day and minute counts let
-a page of the task list find where it starts without reading the tasks before it (storage/tasks.py).
+BatchGetItem, their days, one day's minutes, or the minutes since a moment with one Query per shard (in parallel).
+The day and minute counts let a page of the task list find where it starts without reading the tasks before it
+(storage/tasks.py). A shard's minutes share one partition, in time order, so the minutes since a moment are one
+Query whatever days they span.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from .dynamo import POOL, Table, from_item
 LIMITS_KEY = {"PK": {"S": "AGENT"}, "SK": {"S": "COUNTERS"}}
 _FIRST_MINUTES = 16  # minute items read per shard in a page's first round (then 4 times as many each round)
 _MINUTES_A_DAY = 1440  # unsharded, a day's minutes are one Query (at most 94 KB of count items)
+_MINUTES_SINCE = 1440  # minute items read per shard since a moment: a day's worth, so its own day is always whole
 ALL = "all"  # the label of counts over every status
 
 
@@ -88,8 +91,8 @@ def days_partition(shard: int, scope: str = "") -> str:
     return f"COUNTERS{scope}#{shard:02d}#DAYS"
 
 
-def minutes_partition(shard: int, day: str, scope: str = "") -> str:
-    return f"COUNTERS{scope}#{shard:02d}#{day}"
+def minutes_partition(shard: int, scope: str = "") -> str:
+    return f"COUNTERS{scope}#{shard:02d}#MINUTES"
 
 
 def day_key(shard: int, day: str, scope: str = "") -> dict[str, Any]:
@@ -97,7 +100,7 @@ def day_key(shard: int, day: str, scope: str = "") -> dict[str, Any]:
 
 
 def minute_key(shard: int, day: str, minute: str, scope: str = "") -> dict[str, Any]:
-    return {"PK": {"S": minutes_partition(shard, day, scope)}, "SK": {"S": minute}}
+    return {"PK": {"S": minutes_partition(shard, scope)}, "SK": {"S": f"{day}T{minute}"}}
 
 
 def day_of(created_at: str) -> str:
@@ -106,6 +109,11 @@ def day_of(created_at: str) -> str:
 
 def minute_of(created_at: str) -> str:
     return created_at[11:16]
+
+
+def minute_key_of(created_at: str) -> str:
+    """The sort key of the minute counts of a moment: YYYY-MM-DDTHH:MM."""
+    return created_at[:16]
 
 
 class Counters(Table):
@@ -199,21 +207,35 @@ class Counters(Table):
                     days[item["SK"]][shard] = int(item[label])
         return days
 
-    def minute_counts(
-        self, label: str, day: str, shards: list[int], since: str = "", scope: str = ""
-    ) -> dict[int, dict[str, int]]:
-        """counter shard -> minute (HH:MM) -> tasks under `label` created in it on `day` (from minute `since` on),
-        for each of `shards`."""
-        parts = POOL.map(lambda s: list(self._items(minutes_partition(s, day, scope), since=since)), shards)
-        return {
-            shard: {item["SK"]: int(item[label]) for item in items if item.get(label)}
-            for shard, items in zip(shards, parts, strict=True)
+    def minutes_since(
+        self, label: str, shards: list[int], since: str, scope: str = ""
+    ) -> tuple[dict[str, dict[int, int]], bool]:
+        """minute key -> counter shard -> tasks under `label`, for the minutes from `since` (a minute key) on, a
+        day's worth of minute items per shard at most (one Query each); and whether that was every minute since."""
+        request = {
+            "TableName": self.name,
+            "KeyConditionExpression": "PK = :pk AND SK >= :since",
+            "ConsistentRead": True,
+            "Limit": _MINUTES_SINCE,
         }
+
+        def read(shard: int) -> dict[str, Any]:
+            values = {":pk": {"S": minutes_partition(shard, scope)}, ":since": {"S": since}}
+            return self.client.query(**request, ExpressionAttributeValues=values)
+
+        minutes: dict[str, dict[int, int]] = defaultdict(dict)
+        complete = True
+        for shard, page in zip(shards, POOL.map(read, shards), strict=True):
+            complete &= "LastEvaluatedKey" not in page
+            for item in map(from_item, page["Items"]):
+                if item.get(label):
+                    minutes[item["SK"]][shard] = int(item[label])
+        return minutes, complete
 
     def minutes_in_order(
         self, label: str, day: str, shards: list[int], scope: str = "", newest_first: bool = True
     ) -> Iterator[tuple[str, dict[int, int]]]:
-        """(minute, counter shard -> tasks under `label`) for `day` over `shards`, newest minute first (or oldest).
+        """(minute key, counter shard -> tasks under `label`) for `day` over `shards`, newest minute first (or oldest).
 
         Read in rounds, each shard's newest (or oldest) minutes first, four times as many each round: a minute is
         handed out once every shard has been read to it, and a caller that stops early (a page found its start)
@@ -227,8 +249,12 @@ class Counters(Table):
             start = cursors[shard]
             page = self.client.query(
                 TableName=self.name,
-                KeyConditionExpression="PK = :pk",
-                ExpressionAttributeValues={":pk": {"S": minutes_partition(shard, day, scope)}},
+                KeyConditionExpression="PK = :pk AND SK BETWEEN :first AND :last",
+                ExpressionAttributeValues={
+                    ":pk": {"S": minutes_partition(shard, scope)},
+                    ":first": {"S": f"{day}T"},
+                    ":last": {"S": f"{day}T~"},
+                },
                 ConsistentRead=True,
                 ScanIndexForward=not newest_first,
                 Limit=batch,
@@ -258,20 +284,15 @@ class Counters(Table):
                 yield minute, found.pop(minute)
             batch *= 4
 
-    def _items(self, pk: str, *, since: str = "") -> Iterator[dict[str, Any]]:
-        """The items under `pk` (with sort keys from `since` on), strongly consistent."""
-        request: dict[str, Any] = {
-            "TableName": self.name,
-            "KeyConditionExpression": "PK = :pk" + (" AND SK >= :since" if since else ""),
-            "ExpressionAttributeValues": {":pk": {"S": pk}, **({":since": {"S": since}} if since else {})},
-            "ConsistentRead": True,
-        }
-        for page in self.pages(request):
-            yield from map(from_item, page["Items"])
-
     def _partition(self, pk: str) -> list[dict[str, Any]]:
         """Every item under `pk` (strongly consistent: counts written a moment ago are read)."""
-        return list(self._items(pk))
+        request = {
+            "TableName": self.name,
+            "KeyConditionExpression": "PK = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": pk}},
+            "ConsistentRead": True,
+        }
+        return [from_item(item) for page in self.pages(request) for item in page["Items"]]
 
     def _add(self, key: dict[str, Any], deltas: dict[str, Any]) -> dict[str, Any]:
         names = {f"#c{i}": name for i, name in enumerate(deltas)}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .artifacts import artifact_summaries
@@ -25,7 +26,7 @@ from .counters import (
     day_of,
     index_keys,
     index_shards,
-    minute_of,
+    minute_key_of,
     scope_of,
     status_index_key,
 )
@@ -165,24 +166,13 @@ class TaskItems(Counters):
         """How many tasks match, and the `size` of them from position `start`, newest first: of every task, or
         with `owner` of that client's only."""
         label, scope = status or ALL, scope_of(owner)
+        if created_after:
+            return self._list_after(label, status, scope, owner, start, size, created_after)
         if start == 0 and index_shards() == 1:
-            if created_after:
-                return self._first_page_after(label, status, scope, size, owner, created_after)
             return self._first_page(label, status, scope, size, owner)
         days = self.day_counts(label, list(range(counter_shards())), scope)  # day -> counter shard -> tasks
-        if created_after:
-            total = self._count_after(status, days, created_after, scope)
-        else:
-            total = sum(n for per_shard in days.values() for n in per_shard.values())
-        size = min(size, total - start)
-        if size <= 0:
-            return total, []
-        # A page in the older half is found from the oldest end: the last page reads itself, not the list before it.
-        newest_first = start + size / 2 <= total / 2
-        counted = sum(n for per_shard in days.values() for n in per_shard.values())  # created_after aside
-        position = start if newest_first else counted - start - size
-        bound, skip, limits = self._window(label, days, position, size, scope, newest_first=newest_first)
-        return total, self._read_page(status, scope, owner, bound, skip, size, limits, newest_first=newest_first)
+        total = sum(n for per_shard in days.values() for n in per_shard.values())
+        return total, self._page(label, status, scope, owner, days, start, min(size, total - start))
 
     def _first_page(
         self, label: str, status: str | None, scope: str, size: int, owner: str | None
@@ -196,18 +186,79 @@ class TaskItems(Counters):
             return total, []
         return total, self._read_page(status, scope, owner, "", 0, size, [size], newest_first=True)
 
-    def _first_page_after(
-        self, label: str, status: str | None, scope: str, size: int, owner: str | None, after: str
+    def _page(
+        self,
+        label: str,
+        status: str | None,
+        scope: str,
+        owner: str | None,
+        days: dict[str, dict[int, int]],
+        start: int,
+        size: int,
+    ) -> list[TaskRecord]:
+        """`size` tasks from position `start` of the list whose `days` counts are given."""
+        if size <= 0:
+            return []
+        counted = sum(n for per_shard in days.values() for n in per_shard.values())
+        # A page in the older half is found from the oldest end: the last page reads itself, not the list before it.
+        newest_first = start + size / 2 <= counted / 2
+        position = start if newest_first else counted - start - size
+        skipped, minutes = self._minutes_from(label, days, position, scope, newest_first=newest_first)
+        bound, skip, limits = _window(minutes, position - skipped, size, newest_first=newest_first)
+        return self._read_page(status, scope, owner, bound, skip, size, limits, newest_first=newest_first)
+
+    def _list_after(
+        self, label: str, status: str | None, scope: str, owner: str | None, start: int, size: int, after: str
     ) -> tuple[int, list[TaskRecord]]:
-        """The newest tasks created after `after`, from the index's (one Query, a task more than the page): when
-        they all fit the page (a client polling for what is new), they are their own count; else the count comes
-        from the day and minute counts and the index's keys of `after`'s own minute."""
-        (key,) = index_keys(status, scope)
-        newest = self._collect(self._index_query(status, key, since=f"{after}#~"), size + 1)
-        if len(newest) <= size:
-            return len(newest), self._tasks_of(newest, owner)
-        days = self.day_counts(label, list(range(counter_shards())), scope)
-        return self._count_after(status, days, after, scope), self._tasks_of(newest[:size], owner)
+        """The tasks created after `after`, which are the newest `total` of the list.
+
+        A first page reads the index's newest after the moment, a task more than the page (one Query): when they
+        all fit the page (a client polling for what is new), they are their own total. Else the total is the
+        minute counts since the moment (one Query per counter shard; they also place any page) and the tasks of
+        its own minute after it (a COUNT Query per index shard holding some): 3 calls for any page. Only a moment
+        over a day of counted minutes back also reads the day counts, and a page past those minutes its own
+        day's minutes, as a page without the filter does."""
+        floor = f"{after}#~"  # `#` sorts after every character of a timestamp, so equal times are not "after"
+        newest: list[dict[str, Any]] | None = None
+        if start == 0 and index_shards() == 1:
+            (key,) = index_keys(status, scope)
+            newest = self._collect(self._index_query(status, key, since=floor), size + 1)
+            if len(newest) <= size:
+                return len(newest), self._tasks_of(newest, owner)
+        own = minute_key_of(after)
+        read, complete = self.minutes_since(label, list(range(counter_shards())), own, scope)
+        minutes = {key: _by_index_shard(in_shards) for key, in_shards in read.items()}
+        minutes[own] = self._count_in_minute(status, scope, minutes.get(own, {}), floor, own)
+        if complete:
+            days = {}
+            total = sum(n for counts in minutes.values() for n in counts.values())
+        else:  # the moment is over a day of minutes back: later days from the day counts
+            days = self.day_counts(label, list(range(counter_shards())), scope)
+            day = day_of(after)
+            later = sum(n for d, per_shard in days.items() if d > day for n in per_shard.values())
+            total = later + sum(n for key, counts in minutes.items() if day_of(key) == day for n in counts.values())
+        size = min(size, total - start)
+        if size <= 0:
+            return total, []
+        if newest is not None:
+            return total, self._tasks_of(newest[:size], owner)
+        if not complete:  # positions of this list are those of the whole list
+            return total, self._page(label, status, scope, owner, days, start, size)
+        bound, skip, limits = _window(sorted(minutes.items(), reverse=True), start, size, newest_first=True)
+        return total, self._read_page(status, scope, owner, bound, skip, size, limits, newest_first=True, floor=floor)
+
+    def _count_in_minute(
+        self, status: str | None, scope: str, counts: dict[int, int], floor: str, minute: str
+    ) -> dict[int, int]:
+        """index shard -> the tasks of `minute` above `floor`, counted in the index (a COUNT Query per shard of
+        `counts` holding some of the minute's tasks)."""
+        keys, shards = index_keys(status, scope), [shard for shard, n in counts.items() if n]
+
+        def count(shard: int) -> int:
+            request = self._index_query(status, keys[shard], since=floor, before=f"{minute}~") | {"Select": "COUNT"}
+            return sum(page["Count"] for page in self.pages(request))
+
+        return dict(zip(shards, POOL.map(count, shards), strict=True))
 
     def _read_page(
         self,
@@ -220,14 +271,21 @@ class TaskItems(Counters):
         limits: list[int],
         *,
         newest_first: bool,
+        floor: str = "",
     ) -> list[TaskRecord]:
         """`size` tasks after the first `skip` from `bound` on (newest first: the sort key the page starts under,
-        "" for the newest; else oldest first from that sort key on, the page turned round at the end), reading
-        `limits[i]` from index shard i."""
+        "" for the newest, none at or below `floor`; else oldest first from that sort key on, the page turned round
+        at the end), reading `limits[i]` from index shard i."""
         reads = [(key, limit) for key, limit in zip(index_keys(status, scope), limits, strict=True) if limit]
+
+        def read(shard_read: tuple[str, int]) -> list[dict[str, Any]]:
+            key, limit = shard_read
+            if newest_first:
+                return self._collect(self._index_query(status, key, before=bound, since=floor), limit)
+            return self._collect(self._index_query(status, key, since=bound) | {"ScanIndexForward": True}, limit)
+
         # The shards' Queries at once: a page costs one round trip however many shards it spans.
-        slices = POOL.map(lambda read: self._index_slice(status, read[0], bound, read[1], newest_first), reads)
-        found = [item for part in slices for item in part]
+        found = [item for part in POOL.map(read, reads) for item in part]
         found.sort(key=lambda item: item["GSI1SK"]["S"], reverse=newest_first)
         page = found[skip : skip + size]
         if not newest_first:
@@ -241,74 +299,23 @@ class TaskItems(Counters):
             page = [tasks[item["PK"]["S"]] for item in page if item["PK"]["S"] in tasks]
         return [task_from_plain(from_item(item)) for item in page]
 
-    def _window(
-        self, label: str, days: dict[str, dict[int, int]], start: int, size: int, scope: str, *, newest_first: bool
-    ) -> tuple[str, int, list[int]]:
-        """Where the page starts, counted from the newest task (or, with `newest_first` false, from the oldest): the
-        page's first minute as an index sort key bound (below its end; or from its start on), how many tasks of that
-        minute come before the page, and how many tasks to read from each index shard."""
-        bound, skip, before, remaining = "", 0, 0, 0
-        limits = [0] * index_shards()
-        for day in sorted(days, reverse=newest_first):
-            if not bound and before + sum(days[day].values()) <= start:
-                before += sum(days[day].values())
-                continue
-            for minute, in_shards in self.minutes_in_order(label, day, list(days[day]), scope, newest_first):
-                counts: dict[int, int] = defaultdict(int)  # index shard -> tasks
-                for shard, n in in_shards.items():
-                    counts[shard % index_shards()] += n
-                in_minute = sum(counts.values())
-                if not bound:
-                    if before + in_minute <= start:
-                        before += in_minute
-                        continue
-                    bound, skip = f"{day}T{minute}" + ("~" if newest_first else ""), start - before
-                    remaining = skip + size
-                for shard, n in counts.items():
-                    limits[shard] += min(n, remaining)
-                remaining -= min(in_minute, remaining)
-                if not remaining:
-                    return bound, skip, limits
-        return bound, skip, limits  # the counts ran out first (the index lags them): a short page
+    def _minutes_from(
+        self, label: str, days: dict[str, dict[int, int]], position: int, scope: str, *, newest_first: bool
+    ) -> tuple[int, Iterator[tuple[str, dict[int, int]]]]:
+        """The tasks of the whole days before `position` (counted from the newest task, or with `newest_first`
+        false from the oldest), and the minutes from the day holding it on, in that order, with their tasks per
+        index shard: read as they are needed, a round of minute counts at a time."""
+        order = sorted(days, reverse=newest_first)
+        skipped = 0
+        while order and skipped + sum(days[order[0]].values()) <= position:
+            skipped += sum(days[order.pop(0)].values())
 
-    def _minutes_of(self, label: str, day: str, shards: list[int], since: str, scope: str) -> dict[str, dict[int, int]]:
-        """minute -> index shard -> tasks, for the tasks of `day` from minute `since` on, counted in the counter
-        `shards`."""
-        minutes: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-        for shard, counts in self.minute_counts(label, day, shards, since=since, scope=scope).items():
-            for minute, n in counts.items():
-                minutes[minute][shard % index_shards()] += n
-        return minutes
+        def minutes() -> Iterator[tuple[str, dict[int, int]]]:
+            for day in order:
+                for key, in_shards in self.minutes_in_order(label, day, list(days[day]), scope, newest_first):
+                    yield key, _by_index_shard(in_shards)
 
-    def _count_after(self, status: str | None, days: dict[str, dict[int, int]], after: str, scope: str) -> int:
-        """Tasks created after `after`: whole days and minutes from the counts, the tasks of its own minute from
-        the index (a COUNT Query per shard holding some)."""
-        day, minute = day_of(after), minute_of(after)
-        total = sum(n for d, per_shard in days.items() if d > day for n in per_shard.values())
-        if day not in days:
-            return total
-        minutes = self._minutes_of(status or ALL, day, list(days[day]), since=minute, scope=scope)
-        total += sum(n for m, per_shard in minutes.items() if m > minute for n in per_shard.values())
-        keys = index_keys(status, scope)
-        # `#` sorts after every character of the timestamp, so equal times are excluded ("after").
-        within = (f"{after}#~", f"{day}T{minute}~")
-
-        def count(shard: int) -> int:
-            request = self._index_query(status, keys[shard], between=within) | {"Select": "COUNT"}
-            return sum(page["Count"] for page in self.pages(request))
-
-        return total + sum(POOL.map(count, minutes.get(minute, {})))
-
-    def _index_slice(
-        self, status: str | None, key: str, bound: str, limit: int, newest_first: bool = True
-    ) -> list[dict[str, Any]]:
-        """The newest `limit` tasks of one index shard created before `bound`, or with `newest_first` false the
-        oldest `limit` from `bound` on."""
-        if newest_first:
-            request = self._index_query(status, key, before=bound)
-        else:
-            request = self._index_query(status, key, since=bound) | {"ScanIndexForward": True}
-        return self._collect(request, limit)
+        return skipped, minutes()
 
     def _collect(self, request: dict[str, Any], limit: int) -> list[dict[str, Any]]:
         """The first `limit` items of a Query (more than one call only when a 1 MB page stops short of it)."""
@@ -330,14 +337,16 @@ class TaskItems(Counters):
         since: str = "",
         between: tuple[str, str] | None = None,
     ) -> dict[str, Any]:
-        """A newest-first Query of one index shard, on sort keys below `before`, from `since` on, or `between`
-        two."""
+        """A newest-first Query of one index shard, on sort keys below `before`, from `since` on, both, or `between`
+        two (the bounds are never sort keys themselves: `<` and `<=` read alike)."""
         pk, sk = ("GSI2PK", "GSI2SK") if status else ("GSI1PK", "GSI1SK")
         condition, values = f"{pk} = :pk", {":pk": key}
-        if before:
+        if before and since:
+            between = (since, before)
+        elif before:
             condition += f" AND {sk} < :upper"
             values[":upper"] = before
-        if since:
+        elif since:
             condition += f" AND {sk} >= :lower"
             values[":lower"] = since
         if between:
@@ -350,3 +359,36 @@ class TaskItems(Counters):
             "ExpressionAttributeValues": to_item(values),
             "ScanIndexForward": False,
         }
+
+
+def _by_index_shard(in_counter_shards: dict[int, int]) -> dict[int, int]:
+    """counter shard -> tasks, as index shard -> tasks (an index shard's counts are those of its counter shards)."""
+    counts: dict[int, int] = defaultdict(int)
+    for shard, n in in_counter_shards.items():
+        counts[shard % index_shards()] += n
+    return counts
+
+
+def _window(
+    minutes: Iterable[tuple[str, dict[int, int]]], position: int, size: int, *, newest_first: bool
+) -> tuple[str, int, list[int]]:
+    """Where a page starts among `minutes` (minute key, index shard -> tasks), in reading order from the newest
+    (or with `newest_first` false the oldest): the page's first minute as an index sort key bound (below its end;
+    or from its start on), how many tasks of that minute come before the page, and how many tasks to read from
+    each index shard."""
+    bound, skip, before, remaining = "", 0, 0, 0
+    limits = [0] * index_shards()
+    for key, counts in minutes:
+        in_minute = sum(counts.values())
+        if not bound:
+            if before + in_minute <= position:
+                before += in_minute
+                continue
+            bound, skip = key + ("~" if newest_first else ""), position - before
+            remaining = skip + size
+        for shard, n in counts.items():
+            limits[shard] += min(n, remaining)
+        remaining -= min(in_minute, remaining)
+        if not remaining:
+            break
+    return bound, skip, limits  # the counts ran out first (the index lags them): a short page
