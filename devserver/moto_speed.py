@@ -16,13 +16,16 @@
   the first Query after it). And moto sorts all of those and walks them to the Query's Limit: here they come to it
   already narrowed to the key condition's range and cut to the Limit (plus one, so that moto still says there is
   more), so a page of the task list costs what the page holds, not what the table or the partition holds.
+- An update expression parsed once. moto tokenises and parses an UpdateExpression at every update (a task's create
+  updates three counter items with the same few expressions); the tree is only ever read, by validators that work
+  on a copy of it, so one parse per expression serves every update that uses it.
 """
 
 from __future__ import annotations
 
 import bisect
 import threading
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from moto.core import responses, utils
@@ -30,6 +33,7 @@ from moto.core.serialize import BaseJSONSerializer
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
+from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 
 _STRINGS = {"S", "N"}
 _STRING_SETS = {"SS", "NS"}
@@ -44,6 +48,8 @@ def patch_speed() -> None:
         DepthFirstTraverser._unchanging_map = True  # type: ignore[attr-defined]
         DepthFirstTraverser.nodes_to_be_processed = _node_types  # type: ignore[method-assign]
         DepthFirstTraverser.process = _process  # type: ignore[method-assign]
+        parse = UpdateExpressionParser.make.__func__  # type: ignore[attr-defined]
+        UpdateExpressionParser.make = classmethod(lru_cache(maxsize=512)(parse))  # type: ignore[method-assign,arg-type]
         Table.query = _partition_query(Table.query)  # type: ignore[method-assign]
         Table.all_items = _partition_items(Table.all_items)  # type: ignore[method-assign]
         for name in _WRITES:

@@ -1,6 +1,7 @@
 """moto's DynamoDB answers written out without the shape walk (devserver/moto_speed.py): every attribute type
 comes back as it was stored, through GetItem, Query and an update's ReturnValues; update and condition expressions
-evaluate as before with the lookups moto made anew for each node made once."""
+evaluate as before with the lookups moto made anew for each node made once, and each update expression parsed
+once."""
 
 from __future__ import annotations
 
@@ -81,6 +82,12 @@ def test_update_expressions_use_each_requests_own_names_and_values(speed_table: 
             TableName="speed", Key={"PK": {"S": "a"}}, UpdateExpression="SET PK = :v",
             ExpressionAttributeValues={":v": {"S": "other"}},
         )  # fmt: skip
+    for _ in range(2):  # a syntax error is not remembered as a parse: it is refused each time
+        with pytest.raises(ClientError, match="Invalid UpdateExpression"):
+            ddb.update_item(
+                TableName="speed", Key={"PK": {"S": "a"}}, UpdateExpression="SET x = = :v",
+                ExpressionAttributeValues={":v": {"N": "1"}},
+            )  # fmt: skip
 
 
 def test_a_table_query_reads_its_partition_in_order_with_paging(aws_mock: None) -> None:
