@@ -5,9 +5,11 @@ moto: the figures compare endpoints with each other, they do not predict AWS lat
 
 The stored tasks are written with the storage adapter's own create_task (the transaction a POST makes, without the
 HTTP layer, so 10,000 take a minute, not hours), created at a steady `--per-minute` rate ending now, a quarter of
-them running. The list is read at its first, middle and last page, with and without the status filter.
+them running. With `--fast-seed` the items that transaction writes go straight into moto's table, and their counts
+are built as scripts/reshard.py builds them: a million tasks take minutes (and a few GB of memory). The list is
+read at its first, middle and last page, with and without the status filter.
 
-Usage: python -m benchmarks.ddb_calls [--tasks 150] [--per-minute 10] [--repeat 20]
+Usage: python -m benchmarks.ddb_calls [--tasks 150] [--per-minute 10] [--repeat 20] [--fast-seed]
 """
 
 from __future__ import annotations
@@ -152,7 +154,7 @@ def on_moto(template: Template) -> Iterator[None]:
         yield
 
 
-def run(tasks: int, repeat: int, per_minute: int = 10) -> list[Row]:
+def run(tasks: int, repeat: int, per_minute: int = 10, *, fast_seed: bool = False) -> list[Row]:
     template = Template()
     with on_moto(template):
         from agent_core import aws
@@ -163,7 +165,8 @@ def run(tasks: int, repeat: int, per_minute: int = 10) -> list[Row]:
         client = aws.client("dynamodb")
 
         # Given `tasks` tasks, a quarter of them running
-        seeded = _seed(table_module.get_table(), tasks, per_minute)
+        seeded = list(records(tasks, per_minute))
+        (seed_fast if fast_seed else seed)(table_module.get_table(), seeded)
         client.meta.events.register("before-call.dynamodb.*", recorder.before)
         client.meta.events.register("after-call.dynamodb.*", recorder.after)
         pivot = seeded[len(seeded) // 2].created_at
@@ -211,22 +214,42 @@ def run(tasks: int, repeat: int, per_minute: int = 10) -> list[Row]:
     return rows
 
 
-def _seed(table: Any, tasks: int, per_minute: int) -> list[Any]:
-    """`tasks` tasks created `per_minute` a minute up to now, every fourth running, through the adapter."""
+def records(tasks: int, per_minute: int) -> Iterator[Any]:
+    """`tasks` tasks created `per_minute` a minute up to now, every fourth running."""
     from datetime import UTC, datetime, timedelta
 
     from agent_core.storage.records import TaskRecord
     from agent_core.timeutil import to_iso
 
     now, step = datetime.now(UTC), timedelta(minutes=1) / per_minute
-    seeded = []
     for i in range(tasks):
         created = to_iso(now - step * (tasks - i))
         status = "running" if i % 4 == 0 else "created"
-        record = TaskRecord(str(uuid.uuid4()), "seed", {}, status, created, created)
+        yield TaskRecord(str(uuid.uuid4()), "seed", {}, status, created, created)
+
+
+def seed(table: Any, records: list[Any]) -> None:
+    """The tasks, each written by the adapter's create_task (the transaction a POST makes)."""
+    for record in records:
         table.create_task(record)
-        seeded.append(record)
-    return seeded
+
+
+def seed_fast(table: Any, records: list[Any]) -> None:
+    """The same items, those create_task writes put straight into moto's table and their counts built as
+    scripts/reshard.py builds them: a million tasks in minutes instead of hours."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+
+    from agent_core.storage.tasks import task_item
+    from scripts.reshard import count_items
+
+    backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][os.environ["AWS_DEFAULT_REGION"]]
+    counted = {}
+    for record in records:
+        backend.put_item(table.name, task_item(record))
+        counted[record.task_id] = {"created_at": {"S": record.created_at}, "status": {"S": record.status}}
+    for item in count_items(counted):
+        backend.put_item(table.name, item)
 
 
 def _pages(query: str, middle: int, last: int, call: Callable[..., Any]) -> list[tuple[str, Callable[[int], Any]]]:
@@ -263,8 +286,14 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--tasks", type=int, default=150, help="tasks stored before measuring (default 150)")
     parser.add_argument("--per-minute", type=int, default=10, help="tasks created a minute (default 10)")
     parser.add_argument("--repeat", type=int, default=20, help="requests per endpoint (default 20)")
+    parser.add_argument(
+        "--fast-seed",
+        action="store_true",
+        help="put the tasks' items straight into moto's table (for a million tasks; a create's transaction otherwise)",
+    )
     args = parser.parse_args(argv)
-    table = report(run(args.tasks, args.repeat, args.per_minute), args.tasks, args.repeat, args.per_minute)
+    rows = run(args.tasks, args.repeat, args.per_minute, fast_seed=args.fast_seed)
+    table = report(rows, args.tasks, args.repeat, args.per_minute)
     print(table)
     return table
 

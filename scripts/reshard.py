@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -92,8 +92,16 @@ def _move_index_keys(
 
 
 def _rebuild_counts(client: Any, table: str, tasks: dict[str, dict[str, Any]], old_counts: list[dict[str, Any]]) -> int:
-    """Every count anew from the tasks, per scope ("" agent-wide, "@<client>"), with the spend the old counts held;
-    returns how many count items were written."""
+    """Every count anew from the tasks, the old count items deleted; returns how many count items were written."""
+    items = count_items(tasks, old_counts)
+    _write(client, table, [{"DeleteRequest": {"Key": {"PK": i["PK"], "SK": i["SK"]}}} for i in old_counts])
+    _write(client, table, [{"PutRequest": {"Item": item}} for item in items])
+    return len(items)
+
+
+def count_items(tasks: dict[str, dict[str, Any]], old_counts: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """The count items of `tasks` (task items by id) for the shard settings now set, per scope ("" agent-wide,
+    "@<client>"), with the spend `old_counts` (count items as stored) held."""
     from agent_core.storage.counters import (
         ALL,
         counter_shard,
@@ -119,21 +127,16 @@ def _rebuild_counts(client: Any, table: str, tasks: dict[str, dict[str, Any]], o
             scope = item["PK"].removeprefix("COUNTERS").rsplit("#", 1)[0]
             count(shard_key(0, scope), {k: item[k] for k in _SPEND if k in item})
     for task_id, item in tasks.items():
-        plain = from_item(item)
-        created, status, shard = plain["created_at"], plain["status"], counter_shard(task_id)
-        day = day_of(created)
-        for scope in ["", *([scope_of(plain["owner"])] if plain.get("owner") else [])]:
+        created, status, owner = item["created_at"]["S"], item["status"]["S"], item.get("owner", {}).get("S")
+        shard, day = counter_shard(task_id), day_of(created)
+        for scope in ["", *([scope_of(owner)] if owner else [])]:
             count(shard_key(shard, scope), {"tasks_total": 1, f"tasks_{status}": 1})
             count(day_key(shard, day, scope), {ALL: 1, status: 1})
             count(minute_key(shard, day, minute_of(created), scope), {ALL: 1, status: 1})
-
-    _write(client, table, [{"DeleteRequest": {"Key": {"PK": i["PK"], "SK": i["SK"]}}} for i in old_counts])
-    puts = []
-    for name, counts in totals.items():
-        numbers = {k: {"N": str(Decimal(str(v)))} for k, v in counts.items() if v}
-        puts.append({"PutRequest": {"Item": {**keys[name], **numbers}}})
-    _write(client, table, puts)
-    return len(puts)
+    return [
+        {**keys[name], **{k: {"N": str(Decimal(str(v)))} for k, v in counts.items() if v}}
+        for name, counts in totals.items()
+    ]
 
 
 if __name__ == "__main__":

@@ -29,10 +29,27 @@ def test_cold_start_measures_every_function_of_the_template() -> None:
 def test_ddb_calls_prints_a_row_per_endpoint(capsys) -> None:
     table = ddb_calls.main(["--tasks", "12", "--repeat", "2"])
     assert table in capsys.readouterr().out
-    rows = {line[:44].strip(): line[44:].split() for line in table.splitlines()[3:13]}
+    lines = table.splitlines()[3:15]
+    rows = {line[:44].strip(): line[44:].split() for line in lines}
     assert rows["POST /tasks"][:2] == ["1", "TransactWriteItems"]
     assert rows["GET /tasks (page 1)"][:4] == ["2", "BatchGetItem", "+", "Query"]  # the totals, then the index
-    assert len(rows) == 10
+    assert rows["GET /tasks?created_after=<median task>"][:2] == ["1", "Query"]  # the 5 newer fit the page
+    assert len(lines) == 12 and lines[-1].startswith("DELETE /tasks/{id}")
+
+
+def test_ddb_calls_fast_seed_stores_what_creating_the_tasks_stores() -> None:
+    # Given the same 60 tasks (over a few minutes, some running), written by create_task and by the fast path
+    from agent_core import aws
+    from agent_core.storage.table import get_table
+
+    made = list(ddb_calls.records(60, 20))
+    stored = []
+    for seed in (ddb_calls.seed, ddb_calls.seed_fast):
+        with ddb_calls.on_moto(Template()):
+            seed(get_table(), made)
+            stored.append(sorted(aws.client("dynamodb").scan(TableName=get_table().name)["Items"], key=str))
+    # Then the table holds the same items either way: the tasks, their index keys, and every count
+    assert stored[0] == stored[1] and len(stored[0]) > 60
 
 
 def test_sandbox_benchmark_compares_the_isolated_run_with_the_bare_child() -> None:
