@@ -3,7 +3,7 @@
 task      storage/tasks.py      PK=TASK#<id>  SK=TASK; the list indexes ByCreated and ByStatus, sharded
 step      storage/steps.py      PK=TASK#<id>  SK=STEP#<seq>; LSI ByRef: REF=STEP#<step_id>
 artifact  storage/artifacts.py  PK=TASK#<id>  SK=ARTIFACT#<artifact_id>, and UPLOAD#<artifact_id> (TTL)
-counters  storage/counters.py   PK=COUNTERS#<shard>[#DAYS|#<day>]: task counts (total, days, minutes), spend; PK=AGENT
+counters  storage/counters.py   PK=COUNTERS#<shard>[#DAYS|#MINUTES]: task counts (total, days, minutes), spend; PK=AGENT
 run       storage/runs.py       PK=RUNS       SK=RUN#<run_id>: a concurrent-run slot
 socket    storage/connections.py  PK=WS#<channel> / CONN#<connection_id>
 """
