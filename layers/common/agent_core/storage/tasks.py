@@ -225,15 +225,15 @@ class TaskItems(Counters):
             newest = self._collect(self._index_query(status, key, since=floor), size + 1)
             if len(newest) <= size:
                 return len(newest), self._tasks_of(newest, owner)
-        own = minute_key_of(after)
-        read, complete = self.minutes_since(label, list(range(counter_shards())), own, scope)
+        own, shards = minute_key_of(after), list(range(counter_shards()))
+        read, complete = self.minutes_since(label, shards, own, scope)
         minutes = {key: _by_index_shard(in_shards) for key, in_shards in read.items()}
         minutes[own] = self._count_in_minute(status, scope, minutes.get(own, {}), floor, own)
         if complete:
             days = {}
             total = sum(n for counts in minutes.values() for n in counts.values())
         else:  # the moment is over a day of minutes back: later days from the day counts
-            days = self.day_counts(label, list(range(counter_shards())), scope)
+            days = self.day_counts(label, shards, scope)
             day = day_of(after)
             later = sum(n for d, per_shard in days.items() if d > day for n in per_shard.values())
             total = later + sum(n for key, counts in minutes.items() if day_of(key) == day for n in counts.values())
